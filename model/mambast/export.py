@@ -98,6 +98,13 @@ def export_graphs(model: MambaST, scan: str, chunk: int = DEFAULT_CHUNK):
         model.scan.variant, model.scan.chunk = prev
 
     stylizer = onnx_graph.compose_stylizer(main, cc, head)
+    d = cfg.d_model
+    onnx_graph.set_io_shapes(enc, {"style": ["batch", 3, "style_height", "style_width"],
+                                   "style_tokens": ["batch", "style_tokens", d]})
+    onnx_graph.set_io_shapes(stylizer, {"content": ["batch", 3, "height", "width"],
+                                        "style_tokens": ["batch", "style_tokens", d],
+                                        "style_index": ["batch", "tokens"], "strength": ["batch"],
+                                        "stylized": ["batch", 3, "height", "width"]})
     for m in (enc, stylizer):
         onnx_graph.expand_scans(m, scan, chunk)
         onnx_graph.drop_unused_initializers(m)

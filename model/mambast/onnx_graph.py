@@ -287,6 +287,20 @@ def _dim(value_info, i):
     return d.dim_param or d.dim_value
 
 
+def set_io_shapes(model: onnx.ModelProto, shapes: dict[str, list]) -> None:
+    """Name the dimensions of graph inputs/outputs (str: symbolic, int: fixed)."""
+    for v in list(model.graph.input) + list(model.graph.output):
+        if v.name in shapes:
+            shape = v.type.tensor_type.shape
+            del shape.dim[:]
+            for d in shapes[v.name]:
+                dim = shape.dim.add()
+                if isinstance(d, str):
+                    dim.dim_param = d
+                else:
+                    dim.dim_value = d
+
+
 def drop_unused_initializers(model: onnx.ModelProto) -> None:
     used = set()
 
