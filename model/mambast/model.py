@@ -183,6 +183,18 @@ def cnn_decoder(cfg: MambaSTConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def check_image(x, name, min_side):
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name} must be [B, 3, H, W], got {tuple(x.shape)}")
+    h, w = int(x.shape[2]), int(x.shape[3])
+    if h % PATCH_SIZE or w % PATCH_SIZE or h < min_side or w < min_side:
+        raise ValueError(f"{name} height and width must be multiples of {PATCH_SIZE} and >= {min_side}, got {h}x{w}")
+
+
+MIN_CONTENT_SIDE = 16  # the CNN decoder reflection-pads the H/8 x W/8 grid by 1, so it needs >= 2
+MIN_STYLE_SIDE = 8
+
+
 def gather_style(style_tokens, style_index, grid_like):
     """style_tokens [B, Ls, d], style_index int64 [B, L] -> style tokens on the content grid [B, H, W, d]."""
     idx = style_index.unsqueeze(-1).expand(-1, -1, style_tokens.shape[-1])
@@ -205,10 +217,12 @@ class MambaST(nn.Module):
     # ---- the pieces the ONNX graphs are made of -------------------------------------------
     def encode_style(self, style):
         """style [B, 3, Hs, Ws] -> style_tokens [B, Ls, d] (row-major over the Hs/8 x Ws/8 grid)."""
+        check_image(style, "style", MIN_STYLE_SIDE)
         return self.mamba.encoder_s(self.embedding(style)).flatten(1, 2)
 
     def stylize_main(self, content, style_tokens, style_index):
         """-> (content patch embedding, content encoder output, ST-decoder output for (c, s))."""
+        check_image(content, "content", MIN_CONTENT_SIDE)
         emb = self.embedding(content)
         x_c = self.mamba.encoder_c(emb)
         f_cs = self.mamba.decoder(x_c, gather_style(style_tokens, style_index, x_c))

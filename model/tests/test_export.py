@@ -101,3 +101,32 @@ def test_onnx_runtime_matches_pytorch(tiny_exports, ort_available, variant):
     with torch.no_grad():
         y1 = model.stylize(torch.from_numpy(c[:1]), t_ref[:1], torch.from_numpy(idx[:1]), torch.ones(1))
     assert np.abs(out1 - y1.numpy()).max() < 1e-4
+
+
+def test_small_config_fits_24_mb(tmp_path):
+    """Both ONNX files of `small` <= 24 MB fp32, with trained-like (all distinct) weights."""
+    from mambast import build_model, get_config
+    from mambast.export import export
+    model = build_model(get_config("small"), seed=1)
+    with torch.no_grad():  # random init repeats A_logs/Ds in every block, which dedupes; defeat that
+        for name, p in model.named_parameters():
+            if name.endswith(("A_logs", "Ds")):
+                p.add_(torch.rand_like(p) * 1e-3)
+    paths = export(model, tmp_path, "parallel", "random-init seed 1", card=False)
+    total = sum(p.stat().st_size for p in paths.values())
+    assert total <= 24_000_000, total
+
+
+def test_cli_exports_own_checkpoint(tmp_path):
+    from mambast import build_model, get_config
+    from mambast.checkpoint import save_trained
+    from mambast.export import main
+    ckpt = tmp_path / "trained.pt"
+    save_trained(build_model(get_config("tiny"), seed=2), ckpt, provenance="trained: unit test")
+    main(["--out", str(tmp_path / "out"), "--checkpoint", str(ckpt), "--scan", "sequential",
+          "--model-name", "unit", "--model-version", "3"])
+    m = onnx.load(str(tmp_path / "out" / "stylizer.onnx"))
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["mambast.provenance"] == "trained: unit test" and meta["mambast.config"] == "tiny"
+    assert meta["mambast.model_name"] == "unit" and meta["mambast.model_version"] == "3"
+    assert "trained: unit test" in (tmp_path / "out" / "model-card.md").read_text()

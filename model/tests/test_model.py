@@ -141,3 +141,9 @@ def test_strength_blends_per_batch_item(tiny):
     # (batch-size dependent conv numerics: ~2e-6)
     assert torch.allclose(y[1:], expect, atol=1e-5)
     assert torch.allclose(y[:1], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 20, 32), (1, 3, 8, 32), (1, 1, 32, 32)])
+def test_rejects_bad_content_sizes(tiny, shape):
+    with pytest.raises(ValueError):
+        tiny(torch.rand(shape), torch.rand(1, 3, 16, 16))
