@@ -1,0 +1,36 @@
+# The two commands a fresh machine needs: `make demo` and `make test`. Both install what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help setup build test demo services-up services-down golden bench clean
+
+help:
+	@echo "make demo   - stylize the sample images with the bundled model, in process (no servers)"
+	@echo "make test   - every test suite (.NET + Python) against real RabbitMQ, Azurite, ONNX Runtime, libvips"
+	@echo "make setup  - install what is missing (apt, npm ci, dotnet restore)"
+	@echo "make services-up / services-down - local RabbitMQ + Azurite for development"
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	dotnet build MambaSt.Batch.sln --configuration Release --nologo --verbosity quiet
+
+test: setup
+	@scripts/test.sh
+
+demo: setup
+	@scripts/demo.sh
+
+services-up: setup
+	@scripts/services.sh up
+
+services-down:
+	@scripts/services.sh down
+
+golden:
+	cd model && /usr/bin/python3 -m mambast.golden --out ../tests/fixtures/golden
+
+clean:
+	rm -rf artifacts out demo-output
+	find . -name bin -o -name obj -type d -prune -not -path './node_modules/*' -exec rm -rf {} +

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what this project needs on a fresh machine, only what is missing: apt packages,
+# npm packages from the lockfile, .NET restore. Idempotent.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+APT_PACKAGES=(rabbitmq-server python3-torch python3-onnx python3-pytest python3-numpy libvips42 libvips-tools cmake g++)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} > 0 )); then
+  echo "setup: installing apt packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+  # Debian starts the packaged broker where an init system exists; the project runs its own.
+  $SUDO service rabbitmq-server stop > /dev/null 2>&1 || true
+fi
+
+stamp=node_modules/.package-lock.stamp
+if [[ ! -f "$stamp" ]] || ! cmp -s package-lock.json "$stamp"; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
+if [[ ! -f artifacts/.restored ]] || [[ -n "$(find . -name '*.csproj' -newer artifacts/.restored -not -path './node_modules/*' | head -1)" ]] \
+   || [[ Directory.Packages.props -nt artifacts/.restored ]]; then
+  echo "setup: dotnet restore"
+  dotnet restore MambaSt.Batch.sln --verbosity quiet
+  mkdir -p artifacts && touch artifacts/.restored
+fi

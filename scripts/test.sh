@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test suite (.NET and Python) against real local services and prints one closing
+# line: "N passed, N failed" (all suites added up). Exit code 0 only when nothing failed.
+#   MAMBAST_TEST_FILTER   optional dotnet test --filter expression
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RESULTS="$ROOT/artifacts/test-results"
+rm -rf "$RESULTS"; mkdir -p "$RESULTS"
+
+started_services=0
+if [[ -z "${MAMBAST_RABBITMQ_URL:-}" || -z "${MAMBAST_BLOB_CONNECTION:-}" ]]; then
+  if ! env_lines="$(scripts/services.sh up)"; then
+    echo "test: local services failed to start" >&2
+    echo "0 passed, 1 failed"; exit 1
+  fi
+  eval "$env_lines"
+  started_services=1
+fi
+cleanup() { if (( started_services )); then scripts/services.sh down > /dev/null 2>&1 || true; fi; }
+trap cleanup EXIT
+
+status=0
+echo "== python: model/"
+if [[ -d model/tests ]]; then
+  ( cd model && /usr/bin/python3 -m pytest -q -p no:cacheprovider tests --junitxml="$RESULTS/python-model.xml" ) || status=1
+fi
+
+echo "== dotnet build"
+if ! dotnet build MambaSt.Batch.sln --configuration Release --nologo --verbosity quiet; then
+  echo "test: build failed" >&2
+  echo "0 passed, 1 failed"; exit 1
+fi
+
+echo "== dotnet test"
+filter=()
+[[ -n "${MAMBAST_TEST_FILTER:-}" ]] && filter=(--filter "$MAMBAST_TEST_FILTER")
+dotnet test MambaSt.Batch.sln --configuration Release --no-build --nologo \
+  --logger "trx" --logger "console;verbosity=minimal" --results-directory "$RESULTS" "${filter[@]}" || status=1
+
+/usr/bin/python3 scripts/test_summary.py "$RESULTS" || status=1
+exit $status

@@ -1,0 +1,2 @@
+// The upstream sources assume these imports from their own project file.
+global using System.Reflection;
