@@ -1,0 +1,2 @@
+namespace MambaSt.Batch.Imaging;
+internal static class AssemblyMarker;

@@ -1,0 +1,2 @@
+namespace MambaSt.Batch.Inference;
+internal static class AssemblyMarker;

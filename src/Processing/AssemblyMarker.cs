@@ -1,0 +1,2 @@
+namespace MambaSt.Batch.Processing;
+internal static class AssemblyMarker;

@@ -1,0 +1,2 @@
+namespace MambaSt.Batch.Storage;
+internal static class AssemblyMarker;

@@ -1,0 +1,1 @@
+namespace MambaSt.Batch.Inference.Tests;

@@ -1,0 +1,1 @@
+namespace MambaSt.Batch.Storage.Tests;
