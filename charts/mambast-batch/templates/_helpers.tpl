@@ -1,0 +1,100 @@
+{{/* Chart name, truncated to the 63-character label limit. */}}
+{{- define "mambast-batch.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name used for every object. */}}
+{{- define "mambast-batch.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mambast-batch.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mambast-batch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mambast-batch.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end }}
+
+{{- define "mambast-batch.labels" -}}
+helm.sh/chart: {{ include "mambast-batch.chart" . }}
+{{ include "mambast-batch.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mambast-batch
+{{- end }}
+
+{{- define "mambast-batch.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mambast-batch.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository@digest, or repository:tag with the tag defaulting to <appVersion>-gpu / -cpu. */}}
+{{- define "mambast-batch.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- $variant := ternary "gpu" "cpu" .Values.gpu.enabled }}
+{{- printf "%s:%s" .Values.image.repository (default (printf "%s-%s" .Chart.AppVersion $variant) .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "mambast-batch.executionProvider" -}}
+{{- default (ternary "Cuda" "Cpu" .Values.gpu.enabled) .Values.inference.executionProvider }}
+{{- end }}
+
+{{/* Secret holding the broker credentials: broker.existingSecret, else the chart's own Secret. */}}
+{{- define "mambast-batch.brokerSecretName" -}}
+{{- if .Values.broker.existingSecret }}
+{{- .Values.broker.existingSecret }}
+{{- else if .Values.secret.create }}
+{{- include "mambast-batch.fullname" . }}
+{{- else }}
+{{- fail "broker credentials: set broker.existingSecret (recommended) or secret.create=true with secret.brokerUsername/brokerPassword" }}
+{{- end }}
+{{- end }}
+
+{{- define "mambast-batch.storageSecretName" -}}
+{{- if .Values.storage.existingSecret }}
+{{- .Values.storage.existingSecret }}
+{{- else if .Values.secret.create }}
+{{- include "mambast-batch.fullname" . }}
+{{- else }}
+{{- fail (printf "storage.mode=%s needs storage.existingSecret (recommended) or secret.create=true" .Values.storage.mode) }}
+{{- end }}
+{{- end }}
+
+{{/* Cross-field rules the values schema cannot express. Included by the Deployment. */}}
+{{- define "mambast-batch.validate" -}}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (int .Values.worker.stopTimeoutSeconds) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be >= worker.stopTimeoutSeconds (%d): Kubernetes would kill the worker before in-flight batches finish" (int .Values.terminationGracePeriodSeconds) (int .Values.worker.stopTimeoutSeconds)) }}
+{{- end }}
+{{- if and (not .Values.gpu.enabled) (eq .Values.inference.executionProvider "Cuda") }}
+{{- fail "inference.executionProvider=Cuda needs gpu.enabled=true" }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- if gt (int .Values.autoscaling.minReplicaCount) (int .Values.autoscaling.maxReplicaCount) }}
+{{- fail "autoscaling.minReplicaCount must be <= autoscaling.maxReplicaCount" }}
+{{- end }}
+{{- if and (not (kindIs "invalid" .Values.autoscaling.idleReplicaCount)) (lt (int .Values.autoscaling.minReplicaCount) 1) }}
+{{- fail "autoscaling.idleReplicaCount=0 (scale to zero) needs autoscaling.minReplicaCount >= 1 (KEDA: idle < min)" }}
+{{- end }}
+{{- end }}
+{{- if and (eq .Values.storage.mode "workloadIdentity") (not .Values.storage.accountUrl) }}
+{{- fail "storage.mode=workloadIdentity needs storage.accountUrl" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,109 @@
+# syntax=docker/dockerfile:1.7
+# MambaSt.Batch worker image, two targets from one file:
+#   docker build -f deploy/worker.Dockerfile --target gpu -t mambast-worker:gpu .   (default: last stage)
+#   docker build -f deploy/worker.Dockerfile --target cpu -t mambast-worker:cpu .
+# Build context: the repository root (see .dockerignore). Every base image is pinned by tag; for
+# reproducible production builds also pin by digest, e.g. FROM nvidia/cuda:13.0.2-...@sha256:<digest>.
+#
+# Native libraries at run time:
+#   cpu: libonnxruntime.so 1.29 (npm com.github.asus4.onnxruntime) + libvips (npm @img/sharp-libvips-linux-x64),
+#        copied into the publish output by the projects themselves.
+#   gpu: the same, plus libonnxruntime_providers_cuda.so from npm com.github.asus4.onnxruntime.linux-x64-gpu
+#        (links CUDA 13: libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10), on the CUDA 13
+#        cuDNN runtime image. With --build-arg ORT_FROM_NUGET=true the build takes Microsoft.ML.OnnxRuntime.Gpu
+#        from NuGet instead (needs a full NuGet feed) and the npm GPU package is not used.
+# HEALTHCHECK: deploy/healthcheck.sh, a bash /dev/tcp HTTP GET (no curl or wget in these images).
+
+ARG DOTNET_SDK_VERSION=10.0.401
+ARG DOTNET_RUNTIME_VERSION=10.0.12
+ARG NODE_VERSION=20.20.2
+ARG CUDA_IMAGE_TAG=13.0.2-cudnn-runtime-ubuntu24.04
+ARG ORT_NPM_VERSION=0.4.9
+
+# ---- npm: ONNX Runtime C# sources + native libs and libvips, exactly as locked -------------------------------
+FROM node:${NODE_VERSION}-bookworm-slim AS npm
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+# ---- ort-gpu: the CUDA execution provider for the same ONNX Runtime build ------------------------------------
+FROM node:${NODE_VERSION}-bookworm-slim AS ort-gpu
+ARG ORT_NPM_VERSION
+WORKDIR /ort
+RUN npm pack "com.github.asus4.onnxruntime.linux-x64-gpu@${ORT_NPM_VERSION}" --silent \
+ && tar -xzf com.github.asus4.onnxruntime.linux-x64-gpu-*.tgz \
+ && mkdir -p /ort/lib \
+ && cp package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so /ort/lib/ \
+ && rm -rf package *.tgz
+
+# ---- build: dotnet publish (framework-dependent, linux-x64) --------------------------------------------------
+FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_SDK_VERSION}-noble AS build
+ARG ORT_FROM_NUGET=false
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Packages.props ./
+COPY build/ build/
+COPY src/ src/
+COPY --from=npm /src/node_modules/ node_modules/
+RUN dotnet publish src/Worker/MambaSt.Batch.Worker.csproj \
+      --configuration Release --output /out --nologo \
+      -p:UseAppHost=false -p:OnnxRuntimeFromNuGet=${ORT_FROM_NUGET}
+
+# ---- model: the bundled model (ONNX graphs + model card) -----------------------------------------------------
+FROM scratch AS model
+ARG MODEL_DIR=models/default
+COPY ${MODEL_DIR}/ /models/default/
+
+# ---- cpu: ASP.NET Core runtime on Ubuntu 24.04 ---------------------------------------------------------------
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_RUNTIME_VERSION}-noble AS cpu
+WORKDIR /app
+ENV ASPNETCORE_HTTP_PORTS=8080 \
+    DOTNET_RUNNING_IN_CONTAINER=true \
+    DOTNET_gcServer=1 \
+    Inference__ModelDirectory=/app/models/default \
+    Inference__ExecutionProvider=Cpu \
+    LD_LIBRARY_PATH=/app
+COPY --from=build /out/ /app/
+COPY --from=model /models/default/ /app/models/default/
+COPY --chmod=0755 deploy/healthcheck.sh /usr/local/bin/healthcheck
+# 'app' (uid 1654) ships with the .NET 8+ images.
+USER 1654:1654
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 CMD ["/usr/local/bin/healthcheck", "/health/ready"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["dotnet", "MambaSt.Batch.Worker.dll"]
+
+# ---- dotnet-runtime: the ASP.NET Core shared runtime to lay onto the CUDA image ------------------------------
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_RUNTIME_VERSION}-noble AS dotnet-runtime
+
+# ---- gpu: CUDA 13 + cuDNN runtime on Ubuntu 24.04 (default target) -------------------------------------------
+FROM nvidia/cuda:${CUDA_IMAGE_TAG} AS gpu
+ARG ORT_FROM_NUGET=false
+# .NET's own run-time needs on Ubuntu 24.04 (InvariantGlobalization: no ICU).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3t64 zlib1g tzdata \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 1654 app && useradd --uid 1654 --gid 1654 --no-create-home --shell /usr/sbin/nologin app
+COPY --from=dotnet-runtime /usr/share/dotnet/ /usr/share/dotnet/
+RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet
+WORKDIR /app
+ENV ASPNETCORE_HTTP_PORTS=8080 \
+    DOTNET_RUNNING_IN_CONTAINER=true \
+    DOTNET_gcServer=1 \
+    Inference__ModelDirectory=/app/models/default \
+    Inference__ExecutionProvider=Cuda \
+    Inference__CudaFallback=Fail \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    LD_LIBRARY_PATH=/app:/usr/local/cuda/lib64
+COPY --from=build /out/ /app/
+COPY --from=ort-gpu /ort/lib/ /tmp/ort-gpu/
+# ONNX Runtime loads libonnxruntime_providers_cuda.so from the directory of libonnxruntime.so.
+RUN if [ "${ORT_FROM_NUGET}" != "true" ]; then cp /tmp/ort-gpu/libonnxruntime_providers_cuda.so /app/; fi \
+ && rm -rf /tmp/ort-gpu
+COPY --from=model /models/default/ /app/models/default/
+COPY --chmod=0755 deploy/healthcheck.sh /usr/local/bin/healthcheck
+USER 1654:1654
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=180s --retries=3 CMD ["/usr/local/bin/healthcheck", "/health/ready"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["dotnet", "MambaSt.Batch.Worker.dll"]

@@ -1,0 +1,533 @@
+"""Static validation of the deployment artefacts: Helm chart, docker-compose.yml, Dockerfiles.
+
+Runs without Helm, Docker or a cluster (see docs/deploy.md, "What is validated here"). Needs python3-yaml
+and python3-jsonschema (Debian packages).
+"""
+from __future__ import annotations
+
+import copy
+import http.server
+import json
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "mambast-batch"
+TEMPLATES = CHART / "templates"
+EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
+COMPOSE = ROOT / "docker-compose.yml"
+DEPLOY = ROOT / "deploy"
+DOCKERFILES = {"worker": DEPLOY / "worker.Dockerfile", "submitter": DEPLOY / "submitter.Dockerfile"}
+
+# Azurite's documented, public development account key: the only key-like literal allowed, and only in
+# deploy/.env.example and docs/deploy.md.
+AZURITE_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+# The worker's configuration contract (env var names, double underscore).
+WORKER_SETTINGS = {
+    "ASPNETCORE_HTTP_PORTS",
+    "Broker__Url", "Broker__Username", "Broker__Password",
+    "Storage__ConnectionString", "Storage__SasUrl", "Storage__AccountUrl",
+    "Inference__ModelDirectory", "Inference__ExecutionProvider", "Inference__DeviceId", "Inference__CudaFallback",
+    "Inference__GpuMemoryLimitMb", "Inference__IntraOpThreads", "Inference__MaxSide",
+    "Worker__QueueName", "Worker__BatchMessageLimit", "Worker__BatchTimeLimitMs", "Worker__PrefetchCount",
+    "Worker__ConcurrentBatches", "Worker__WorkerId", "Worker__StopTimeoutSeconds",
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def load_yaml(path: Path):
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def schema():
+    return json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+
+
+def defaults():
+    return load_yaml(CHART / "values.yaml")
+
+
+def coalesce(base, override):
+    """Helm's values merge: maps merge recursively, a null in the override deletes the key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = coalesce(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def schema_errors(values):
+    validator = jsonschema.Draft7Validator(schema())
+    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(values))
+
+
+def with_override(override):
+    return coalesce(defaults(), override)
+
+
+def template_files():
+    return sorted(p for p in TEMPLATES.iterdir() if p.suffix in (".yaml", ".tpl", ".txt"))
+
+
+ACTION = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
+
+
+def actions(text: str):
+    return [m.group(1).strip() for m in ACTION.finditer(text)]
+
+
+# ------------------------------------------------------------------------------------------ values schema
+
+def test_schema_is_valid_draft7():
+    s = schema()
+    assert s["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(s)
+    assert s["additionalProperties"] is False
+
+
+def test_default_values_validate():
+    assert schema_errors(defaults()) == []
+
+
+def test_examples_exist():
+    names = {p.name for p in EXAMPLES}
+    assert {"values-gpu.yaml", "values-cpu.yaml", "values-scale-to-zero.yaml"} <= names
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_validates_merged_onto_defaults(example):
+    # Helm validates the schema against defaults coalesced with the user's files.
+    assert schema_errors(with_override(load_yaml(example))) == []
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ({"replicaCount": -1}, "replicaCount: -1 is less than the minimum of 0"),
+        ({"replicas": 3}, "Additional properties are not allowed ('replicas' was unexpected)"),
+        ({"worker": {"batchSize": 8}}, "Additional properties are not allowed ('batchSize' was unexpected)"),
+        ({"autoscaling": {"maxReplicaCount": 0}}, "autoscaling/maxReplicaCount: 0 is less than the minimum of 1"),
+        ({"autoscaling": {"idleReplicaCount": 1}}, "autoscaling/idleReplicaCount"),
+        ({"autoscaling": {"auth": "inline"}}, "autoscaling/auth: 'inline' is not one of"),
+        ({"worker": {"stopTimeoutSeconds": 0}}, "worker/stopTimeoutSeconds: 0 is less than the minimum of 1"),
+        ({"terminationGracePeriodSeconds": 0}, "terminationGracePeriodSeconds: 0 is less than the minimum of 1"),
+        ({"image": {"tag": "latest"}}, "image/tag"),
+        ({"image": {"digest": "sha256:abc"}}, "image/digest: 'sha256:abc' does not match"),
+        ({"gpu": {"enabled": False}, "inference": {"executionProvider": "Cuda"}}, "inference/executionProvider: 'Cuda' is not one of"),
+        ({"inference": {"cudaFallback": "Ignore"}}, "inference/cudaFallback: 'Ignore' is not one of"),
+        ({"storage": {"mode": "workloadIdentity", "accountUrl": ""}}, "storage/accountUrl"),
+        ({"storage": {"mode": "accountKey"}}, "storage/mode: 'accountKey' is not one of"),
+        ({"broker": {"url": "http://rabbitmq:15672/"}}, "broker/url: 'http://rabbitmq:15672/' does not match"),
+        ({"podSecurityContext": {"runAsNonRoot": False}}, "podSecurityContext/runAsNonRoot: True was expected"),
+        ({"securityContext": {"allowPrivilegeEscalation": True}}, "securityContext/allowPrivilegeEscalation: False was expected"),
+        ({"podDisruptionBudget": {"minAvailable": 1}}, "podDisruptionBudget: "),
+        ({"resources": {"limits": {"memory": "lots"}}}, "resources/limits/memory: 'lots' does not match"),
+        ({"extraEnv": [{"name": "A", "secretValue": "x"}]}, "extraEnv/0: Additional properties are not allowed"),
+        ({"serviceMonitor": {"interval": "often"}}, "serviceMonitor/interval: 'often' does not match"),
+    ],
+    ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
+)
+def test_schema_rejects_invalid_values(override, expected):
+    errors = schema_errors(with_override(override))
+    assert any(e.startswith(expected) or expected in e for e in errors), errors
+
+
+def test_schema_rejects_every_unknown_key_where_closed():
+    """Every object the schema closes rejects an extra key at that spot in the default values."""
+    checked = 0
+
+    def walk(node_schema, values, path):
+        nonlocal checked
+        if not isinstance(values, dict) or node_schema.get("additionalProperties") is not False:
+            return
+        bad = copy.deepcopy(defaults())
+        target = bad
+        for key in path:
+            target = target[key]
+        target["notARealSetting"] = 1
+        assert any("notARealSetting" in e for e in schema_errors(bad)), "/".join(path)
+        checked += 1
+        for key, sub in node_schema.get("properties", {}).items():
+            if key in values:
+                walk(sub, values[key], path + [key])
+
+    walk(schema(), defaults(), [])
+    assert checked >= 15
+
+
+# ---------------------------------------------------------------- the rule the template enforces
+
+def grace_rule_holds(values) -> bool:
+    return values["terminationGracePeriodSeconds"] >= values["worker"]["stopTimeoutSeconds"]
+
+
+@pytest.mark.parametrize("example", [None, *EXAMPLES], ids=lambda p: p.name if p else "values.yaml")
+def test_defaults_and_examples_keep_grace_period_above_stop_timeout(example):
+    values = with_override(load_yaml(example)) if example else defaults()
+    assert grace_rule_holds(values)
+    if values["autoscaling"].get("idleReplicaCount") is not None:
+        assert values["autoscaling"]["minReplicaCount"] >= 1
+    assert values["autoscaling"]["minReplicaCount"] <= values["autoscaling"]["maxReplicaCount"]
+
+
+def test_template_fails_when_grace_period_is_below_stop_timeout():
+    helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
+    rule = re.search(
+        r"\{\{-? if lt \(int \.Values\.terminationGracePeriodSeconds\) \(int \.Values\.worker\.stopTimeoutSeconds\) \}\}"
+        r"\s*\{\{-? fail ", helpers)
+    assert rule, "the grace-period rule is missing from mambast-batch.validate"
+    deployment = (TEMPLATES / "deployment.yaml").read_text(encoding="utf-8")
+    assert deployment.lstrip().startswith('{{- include "mambast-batch.validate" . }}')
+    # The rule rejects what the schema alone would accept.
+    bad = with_override({"terminationGracePeriodSeconds": 60, "worker": {"stopTimeoutSeconds": 120}})
+    assert schema_errors(bad) == [] and not grace_rule_holds(bad)
+
+
+# ------------------------------------------------------------------------------- templates, structurally
+
+@pytest.mark.parametrize("path", template_files(), ids=lambda p: p.name)
+def test_template_actions_are_balanced(path):
+    text = path.read_text(encoding="utf-8")
+    assert text.count("{{") == text.count("}}"), "unbalanced {{ }}"
+    for m in ACTION.finditer(text):
+        assert "{{" not in m.group(1), f"nested action near offset {m.start()}"
+    stack = []
+    for act in actions(text):
+        if act.startswith("/*"):
+            assert act.endswith("*/"), act
+            continue
+        word = act.split()[0] if act else ""
+        if word in ("if", "with", "range", "define", "block"):
+            stack.append(word)
+        elif word == "else":
+            assert stack and stack[-1] in ("if", "with", "range"), f"stray else: {act}"
+        elif word == "end":
+            assert stack, "end without a block"
+            stack.pop()
+    assert stack == [], f"unclosed blocks: {stack}"
+
+
+def test_template_values_paths_exist_in_values_yaml():
+    values = defaults()
+    missing = []
+    for path in template_files():
+        text = path.read_text(encoding="utf-8")
+        guarded = {f"{m.group(1)}.{m.group(2)}" for m in re.finditer(r'hasKey \.Values\.([\w.]+) "(\w+)"', text)}
+        for m in re.finditer(r"\.Values((?:\.\w+)+)", text):
+            dotted = m.group(1)[1:]
+            node, ok = values, True
+            for key in dotted.split("."):
+                if isinstance(node, dict) and key in node:
+                    node = node[key]
+                else:
+                    ok = False
+                    break
+            if not ok and dotted not in guarded:
+                missing.append(f"{path.name}: .Values.{dotted}")
+    assert missing == []
+
+
+def test_template_includes_are_defined():
+    defined = set()
+    used = []
+    for path in template_files():
+        text = path.read_text(encoding="utf-8")
+        defined |= set(re.findall(r'define "([^"]+)"', text))
+        used += [(path.name, n) for n in re.findall(r'include "([^"]+)"', text)]
+    assert used
+    assert [u for u in used if u[1] not in defined] == []
+
+
+def test_chart_metadata():
+    chart = load_yaml(CHART / "Chart.yaml")
+    assert chart["apiVersion"] == "v2" and chart["name"] == "mambast-batch" == CHART.name
+    assert re.fullmatch(r"\d+\.\d+\.\d+", chart["version"])
+    names = {p.name for p in TEMPLATES.iterdir()}
+    assert {"deployment.yaml", "configmap.yaml", "secret.yaml", "pdb.yaml", "scaledobject.yaml", "servicemonitor.yaml",
+            "serviceaccount.yaml", "service.yaml", "NOTES.txt", "_helpers.tpl"} <= names
+
+
+def test_deployment_wires_gpu_probes_secrets_and_security():
+    text = (TEMPLATES / "deployment.yaml").read_text(encoding="utf-8")
+    for needle in [
+        "set $limits .Values.gpu.resourceName",            # nvidia.com/gpu limit when gpu.enabled
+        "{{- if .Values.gpu.enabled }}",
+        "nodeSelector:", "tolerations:", "affinity:",
+        "startupProbe:", "livenessProbe:", "readinessProbe:",
+        "path: /health/live", "path: /health/ready",
+        "terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}",
+        "configMapRef:", "secretKeyRef:", "fieldPath: metadata.name",
+        "securityContext:", "resources:",
+    ]:
+        assert needle in text, needle
+    assert text.index("livenessProbe") > text.index("startupProbe")
+    # No credential is ever a plain env value: the secret-bearing variables come through secretKeyRef.
+    for name in ("Broker__Username", "Broker__Password", "Storage__ConnectionString", "Storage__SasUrl"):
+        block = text.split(f"- name: {name}", 1)[1].split("- name:", 1)[0]
+        assert "secretKeyRef" in block and "value:" not in block, name
+
+
+def test_configmap_sets_only_contract_settings_and_no_credentials():
+    text = (TEMPLATES / "configmap.yaml").read_text(encoding="utf-8")
+    keys = set(re.findall(r"^\s+([A-Za-z_][A-Za-z0-9_]*):", text.split("\ndata:", 1)[1], re.M))
+    assert keys, "no data keys"
+    assert keys - WORKER_SETTINGS == set()
+    assert not keys & {"Broker__Username", "Broker__Password", "Storage__ConnectionString", "Storage__SasUrl"}
+
+
+def test_scaledobject_uses_rabbitmq_queue_length_with_secret_auth():
+    text = (TEMPLATES / "scaledobject.yaml").read_text(encoding="utf-8")
+    for needle in [
+        "kind: ScaledObject", "kind: TriggerAuthentication", "type: rabbitmq", "mode: QueueLength",
+        "value: {{ .Values.autoscaling.messagesPerReplica | quote }}",
+        "queueName: {{ .Values.worker.queueName | quote }}",
+        "minReplicaCount:", "maxReplicaCount:", "idleReplicaCount:", "cooldownPeriod:",
+        "hostFromEnv: KEDA_RABBITMQ_HOST", "authenticationRef:", "secretTargetRef:",
+    ]:
+        assert needle in text, needle
+    assert not re.search(r"^\s+host:\s", text, re.M), "the broker URI must not be written into the ScaledObject"
+    deployment = (TEMPLATES / "deployment.yaml").read_text(encoding="utf-8")
+    assert "- name: KEDA_RABBITMQ_HOST" in deployment
+
+
+def test_secret_template_is_opt_in():
+    text = (TEMPLATES / "secret.yaml").read_text(encoding="utf-8")
+    assert actions(text)[1] == "if .Values.secret.create"
+    assert defaults()["secret"]["create"] is False
+    for example in EXAMPLES:
+        assert load_yaml(example).get("secret", {}).get("create", False) is False, example.name
+
+
+# ------------------------------------------------------------------------------------------- compose
+
+def compose():
+    return load_yaml(COMPOSE)
+
+
+def test_compose_services_and_health():
+    services = compose()["services"]
+    assert {"rabbitmq", "azurite", "worker", "worker-gpu", "submitter"} <= set(services)
+    for name, svc in services.items():
+        one_shot = svc.get("profiles") == ["submit"] and svc.get("restart") == "no"
+        assert "healthcheck" in svc or one_shot, f"{name}: no healthcheck and not the one-shot"
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            assert cond == {"condition": "service_healthy"}, f"{name} -> {dep}: {cond}"
+    assert "profiles" not in services["worker"]
+    assert services["worker"]["build"]["target"] == "cpu"
+    assert services["worker-gpu"]["profiles"] == ["gpu"]
+    assert services["worker-gpu"]["build"]["target"] == "gpu"
+    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert services["submitter"]["profiles"] == ["submit"]
+
+
+def test_compose_images_are_pinned():
+    for name, svc in compose()["services"].items():
+        image = svc.get("image", "")
+        assert image, name
+        if "build" in svc:
+            continue
+        tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
+        assert tag and tag != "latest" and re.match(r"\d+\.\d+\.\d+", tag), f"{name}: {image}"
+    assert compose()["services"]["rabbitmq"]["image"].startswith("rabbitmq:3.13.")
+    assert compose()["services"]["rabbitmq"]["image"].endswith("-management")
+
+
+def test_compose_reads_settings_from_the_documented_env_file():
+    env_example = DEPLOY / ".env.example"
+    assert env_example.is_file()
+    for name, svc in compose()["services"].items():
+        if name == "azurite":
+            continue
+        files = [e["path"] if isinstance(e, dict) else e for e in svc.get("env_file", [])]
+        assert "deploy/.env.example" in files, name
+    documented = set(re.findall(r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=", env_example.read_text(encoding="utf-8"), re.M))
+    for needed in ("Broker__Url", "Broker__Username", "Broker__Password", "Storage__ConnectionString", "Storage__SasUrl",
+                   "Storage__AccountUrl", "Worker__QueueName", "Worker__StopTimeoutSeconds", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                   "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"):
+        assert needed in documented, needed
+    settings = {k for k in documented if "__" in k or k.startswith("OTEL_")}
+    assert settings - WORKER_SETTINGS == set()
+    grace = int(compose()["services"]["worker"]["stop_grace_period"].rstrip("s"))
+    stop = int(re.search(r"^Worker__StopTimeoutSeconds=(\d+)", env_example.read_text(encoding="utf-8"), re.M).group(1))
+    assert grace >= stop
+
+
+# -------------------------------------------------------------------------------- no secrets inline
+
+SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b([\w.-]*(?:password|passwd|pass|secret|token|accountkey|apikey|api_key|sas)[\w.-]*)\b[ \t]*[:=][ \t]*"
+    r"[\"']?([^\s\"'#,}]+)")
+ALLOWED_SECRET_VALUES = re.compile(
+    r"""^(""|''|\{\{.*|\$\{.*|<.*>|change-me-local-only|password|username|sasUrl|amqpUri|connectionString|
+         secretKeyRef|true|false|\[\]|\{\}|\.\.\.|mambast-broker|mambast-storage|Opaque|/.*|\||
+         Exists|NoSchedule)$""", re.X)
+
+
+def files_to_scan():
+    files = [COMPOSE, *DOCKERFILES.values(), CHART / "values.yaml", *EXAMPLES, *template_files()]
+    return files
+
+
+@pytest.mark.parametrize("path", files_to_scan(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_inline_secrets(path):
+    text = path.read_text(encoding="utf-8")
+    assert AZURITE_DEV_KEY not in text
+    assert not re.search(r"AccountKey=[A-Za-z0-9+/=]{20,}", text)
+    assert not re.search(r"[a-z][a-z0-9+.-]*://(?!<)[^/\s:@<]+:(?!<)[^/\s@{}<]+@", text), "credentials inside a URI"
+    assert not re.search(r"[?&]sig=[A-Za-z0-9%+/=]{10,}", text), "SAS signature"
+    for m in SECRET_ASSIGNMENT.finditer(text):
+        value = m.group(2).rstrip(";")
+        assert ALLOWED_SECRET_VALUES.match(value) or value.lower() == m.group(1).lower(), f"{m.group(0)!r}"
+
+
+def test_env_example_holds_only_the_public_azurite_key():
+    text = (DEPLOY / ".env.example").read_text(encoding="utf-8")
+    keys = re.findall(r"AccountKey=([^;]+);", text)
+    assert keys == [AZURITE_DEV_KEY]
+    assert "AccountName=devstoreaccount1" in text and "well-known" in text
+
+
+# ------------------------------------------------------------------------------------------ Dockerfiles
+
+def dockerfile_stages(path: Path):
+    """[(stage name, base image with ARG defaults resolved, [instructions])] for one Dockerfile."""
+    args, stages = {}, []
+    lines = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8")).splitlines()
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        op, _, rest = line.partition(" ")
+        op = op.upper()
+        if op == "ARG" and not stages:
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip()
+        elif op == "FROM":
+            parts = rest.split()
+            parts = [p for p in parts if not p.startswith("--")]
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], parts[0])
+            name = parts[2] if len(parts) > 2 and parts[1].upper() == "AS" else str(len(stages))
+            stages.append((name, image, []))
+        else:
+            stages[-1][2].append((op, rest))
+    return stages
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_bases_are_pinned(name):
+    stage_names = set()
+    for stage, image, _ in dockerfile_stages(DOCKERFILES[name]):
+        if image == "scratch" or image in stage_names:
+            stage_names.add(stage)
+            continue
+        stage_names.add(stage)
+        repo, sep, tag = image.split("@")[0].rpartition(":")
+        assert sep and "/" not in tag, f"{stage}: {image} has no tag"
+        assert tag != "latest" and re.match(r"\d+\.\d+(\.\d+)?", tag), f"{stage}: {image} is not a pinned version"
+
+
+@pytest.mark.parametrize("name, target, entry", [
+    ("worker", "cpu", "MambaSt.Batch.Worker.dll"),
+    ("worker", "gpu", "MambaSt.Batch.Worker.dll"),
+    ("submitter", "submitter", "mambast.dll"),
+])
+def test_dockerfile_final_stages(name, target, entry):
+    stages = {s: (image, ins) for s, image, ins in dockerfile_stages(DOCKERFILES[name])}
+    image, ins = stages[target]
+    ops = dict()
+    for op, rest in ins:
+        ops.setdefault(op, []).append(rest)
+    user = ops["USER"][-1].split(":")[0]
+    assert user not in ("0", "root") and (user.isdigit() and int(user) >= 1000 or not user.isdigit()), user
+    assert "HEALTHCHECK" in ops
+    if name == "worker":
+        assert "/health/ready" in ops["HEALTHCHECK"][-1] and "--start-period" in ops["HEALTHCHECK"][-1]
+        assert ops["EXPOSE"] == ["8080"]
+        assert any("ASPNETCORE_HTTP_PORTS=8080" in e for e in ops["ENV"])
+    else:
+        assert ops["HEALTHCHECK"] == ["NONE"]
+    assert entry in ops["ENTRYPOINT"][-1]
+    assert any("/models/default/ /app/models/default/" in c for c in ops["COPY"])
+    assert any("--from=build /out/ /app/" in c for c in ops["COPY"])
+    if target == "gpu":
+        assert image.startswith("nvidia/cuda:13.") and "cudnn-runtime-ubuntu24.04" in image
+        assert any("libonnxruntime_providers_cuda.so" in r for r in ops["RUN"])
+        assert any("Inference__ExecutionProvider=Cuda" in e for e in ops["ENV"])
+    if target == "cpu":
+        assert image.startswith("mcr.microsoft.com/dotnet/aspnet:10.0.")
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_builds_in_an_sdk_stage_with_npm_ci(name):
+    stages = dockerfile_stages(DOCKERFILES[name])
+    images = {s: image for s, image, _ in stages}
+    assert images["build"].startswith("mcr.microsoft.com/dotnet/sdk:10.0.")
+    assert images["npm"].startswith("node:")
+    runs = [rest for s, _, ins in stages for op, rest in ins if op == "RUN"]
+    assert any(r.startswith("npm ci") for r in runs)
+    assert any("dotnet publish" in r for r in runs)
+    header = DOCKERFILES[name].read_text(encoding="utf-8").split("FROM", 1)[0]
+    assert "digest" in header.lower()
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerignore_lets_every_copied_path_in(name):
+    allowed = [l[1:].rstrip("/") for l in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+               if l.startswith("!")]
+    args = {}
+    for line in DOCKERFILES[name].read_text(encoding="utf-8").splitlines():
+        m = re.match(r"ARG (\w+)=(\S+)", line)
+        if m:
+            args[m.group(1)] = m.group(2)
+    for _, _, ins in dockerfile_stages(DOCKERFILES[name]):
+        for op, rest in ins:
+            if op != "COPY" or "--from=" in rest:
+                continue
+            sources = [p for p in rest.split() if not p.startswith("--")][:-1]
+            for src in sources:
+                src = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], src).rstrip("/")
+                assert any(src == a or src.startswith(a + "/") for a in allowed), f"{src} is excluded by .dockerignore"
+
+
+# ------------------------------------------------------------------------------- the health probe itself
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        self.send_response(200 if self.path == "/health/ready" else 503)
+        self.end_headers()
+        self.wfile.write(b"Healthy")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_healthcheck_script_reports_http_status():
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = str(server.server_address[1])
+    probe = [str(DEPLOY / "healthcheck.sh")]
+    try:
+        assert subprocess.run(probe + ["/health/ready", port], timeout=10).returncode == 0
+        assert subprocess.run(probe + ["/health/live", port], timeout=10).returncode == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Nothing listening any more.
+    assert subprocess.run(probe + ["/health/ready", port], timeout=10, capture_output=True).returncode == 1
