@@ -1,2 +1,0 @@
-namespace MambaSt.Batch.Inference;
-internal static class AssemblyMarker;
