@@ -159,7 +159,7 @@ def main(argv=None):
     src.add_argument("--checkpoint", help="this project's trained checkpoint (mambast.checkpoint.save_trained)")
     p.add_argument("--config", default=None, help="base | small | tiny (random-init, or a bare checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="random-init seed")
-    p.add_argument("--scan", choices=("sequential", "parallel"), default="parallel")
+    p.add_argument("--scan", choices=("sequential", "parallel", "fused"), default="parallel")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="chunk length of the parallel scan (power of 2)")
     p.add_argument("--model-name", default=None)
     p.add_argument("--model-version", default="1")

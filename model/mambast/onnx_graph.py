@@ -185,6 +185,13 @@ def _expand_graph(graph, variant, chunk, counter):
 
 
 def expand_scans(model: onnx.ModelProto, variant: str, chunk: int) -> onnx.ModelProto:
+    """`fused` keeps every placeholder as the custom op mambast::SelectiveScan (version 1, run by
+    native/ libmambast_ops.so); the other variants lower it to plain opset-17 ops."""
+    if variant == "fused":
+        keep = [o for o in model.opset_import if o.domain != SCAN_DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(keep + [helper.make_opsetid(SCAN_DOMAIN, 1)])
+        return model
     _expand_graph(model.graph, variant, chunk, [0])
     keep = [o for o in model.opset_import if o.domain != SCAN_DOMAIN]
     del model.opset_import[:]
