@@ -536,3 +536,127 @@ def test_healthcheck_script_reports_http_status():
         server.server_close()
     # Nothing listening any more.
     assert subprocess.run(probe + ["/health/ready", port], timeout=10, capture_output=True).returncode == 1
+
+
+# ------------------------------------------- rendering with Go text/template + sprig (Helm's engine)
+
+RENDERER_SRC = Path(__file__).resolve().parent / "render" / "main.go"
+GOPATH_DEBIAN = Path("/usr/share/gocode")
+
+
+@pytest.fixture(scope="module")
+def renderer(tmp_path_factory):
+    """Builds tests/deploy/render once; skipped (with the reason) where Go or Debian's sprig is missing."""
+    import os
+    import shutil
+    go = shutil.which("go")
+    if not go or not (GOPATH_DEBIAN / "src/github.com/Masterminds/sprig").is_dir() \
+            or not (GOPATH_DEBIAN / "src/gopkg.in/yaml.v3").is_dir():
+        pytest.skip("render check needs golang-go, golang-github-masterminds-sprig-dev, golang-gopkg-yaml.v3-dev")
+    work = tmp_path_factory.mktemp("render")
+    shutil.copy(RENDERER_SRC, work / "main.go")
+    env = dict(os.environ, GO111MODULE="off", GOPATH=f"{work / 'gopath'}:{GOPATH_DEBIAN}", GOFLAGS="")
+    build = subprocess.run([go, "build", "-o", str(work / "render"), "."], cwd=work, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    return work / "render"
+
+
+def render(renderer, *overrides, tmp_path=None):
+    files = []
+    for i, o in enumerate(overrides):
+        if isinstance(o, Path):
+            files.append(str(o))
+        else:
+            p = tmp_path / f"override-{i}.yaml"
+            p.write_text(yaml.safe_dump(o), encoding="utf-8")
+            files.append(str(p))
+    return subprocess.run([str(renderer), str(CHART), *files], capture_output=True, text=True, timeout=30)
+
+
+def manifests(result):
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+@pytest.mark.parametrize("example", [None, *EXAMPLES], ids=lambda p: p.name if p else "values.yaml")
+def test_chart_renders_valid_manifests(renderer, example, tmp_path):
+    values = with_override(load_yaml(example)) if example else defaults()
+    result = render(renderer, *([example] if example else []), tmp_path=tmp_path)
+    objs = manifests(result)
+    kinds = {k for k, _ in objs}
+    assert {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount", "ScaledObject"} <= kinds
+    assert "Secret" not in kinds
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    assert "replicas" not in deploy["spec"]  # KEDA owns it
+    assert pod["terminationGracePeriodSeconds"] == values["terminationGracePeriodSeconds"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    limits = container["resources"].get("limits", {})
+    assert ("nvidia.com/gpu" in limits) == values["gpu"]["enabled"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["Broker__Password"]["valueFrom"]["secretKeyRef"]["name"] == values["broker"]["existingSecret"]
+    assert all("value" not in e for e in env.values() if e["name"] != "Worker__WorkerId")
+    cm = next(d for (k, _), d in objs.items() if k == "ConfigMap")
+    assert cm["data"]["Inference__ExecutionProvider"] == ("Cuda" if values["gpu"]["enabled"] else "Cpu")
+    assert cm["data"]["Worker__StopTimeoutSeconds"] == str(values["worker"]["stopTimeoutSeconds"])
+    assert set(cm["data"]) <= WORKER_SETTINGS
+    so = next(d for (k, _), d in objs.items() if k == "ScaledObject")
+    (trigger,) = so["spec"]["triggers"]
+    assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
+    assert trigger["metadata"]["value"] == str(values["autoscaling"]["messagesPerReplica"])
+    assert trigger["metadata"]["queueName"] == values["worker"]["queueName"]
+    assert so["spec"]["scaleTargetRef"]["name"] == deploy["metadata"]["name"]
+    assert so["spec"].get("idleReplicaCount") == values["autoscaling"].get("idleReplicaCount")
+    if values["autoscaling"]["auth"] == "hostFromEnv":
+        assert trigger["metadata"]["hostFromEnv"] == "KEDA_RABBITMQ_HOST" and "KEDA_RABBITMQ_HOST" in env
+    else:
+        ta = objs[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
+        assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": values["broker"]["existingSecret"],
+                                                  "key": values["broker"]["uriKey"]}]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"terminationGracePeriodSeconds": 60}, "terminationGracePeriodSeconds (60) must be >= worker.stopTimeoutSeconds (120)"),
+    ({"autoscaling": {"minReplicaCount": 0, "idleReplicaCount": 0}}, "needs autoscaling.minReplicaCount >= 1"),
+    ({"autoscaling": {"minReplicaCount": 9, "maxReplicaCount": 8}}, "minReplicaCount must be <= autoscaling.maxReplicaCount"),
+    ({"gpu": {"enabled": False}, "inference": {"executionProvider": "Cuda"}}, "needs gpu.enabled=true"),
+    ({"broker": {"existingSecret": ""}}, "set broker.existingSecret"),
+    ({"serviceMonitor": {"enabled": True}}, "needs serviceMonitor.selector"),
+    ({"secret": {"create": True}}, "no secret.* value is set"),
+], ids=lambda v: json.dumps(v) if isinstance(v, dict) else "")
+def test_chart_render_rules_fail_with_a_clear_message(renderer, override, message, tmp_path):
+    result = render(renderer, override, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_chart_renders_optional_objects(renderer, tmp_path):
+    objs = manifests(render(renderer, {
+        "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerUri": "amqp://u:p@h/"},
+        "broker": {"existingSecret": ""},
+        "autoscaling": {"enabled": False},
+        "replicaCount": 3,
+        "gpu": {"enabled": False},
+        "serviceMonitor": {"enabled": True, "selector": {"app": "otel-collector"}},
+        "telemetry": {"otlpEndpoint": "http://otel:4317"},
+    }, tmp_path=tmp_path))
+    kinds = {k for k, _ in objs}
+    assert "ScaledObject" not in kinds and "TriggerAuthentication" not in kinds
+    secret = next(d for (k, _), d in objs.items() if k == "Secret")
+    assert secret["stringData"] == {"username": "u", "password": "p", "amqpUri": "amqp://u:p@h/"}
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    assert deploy["spec"]["replicas"] == 3
+    assert "checksum/secret" in deploy["spec"]["template"]["metadata"]["annotations"]
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["Broker__Username"]["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+    assert "nvidia.com/gpu" not in deploy["spec"]["template"]["spec"]["containers"][0]["resources"].get("limits", {})
+    sm = next(d for (k, _), d in objs.items() if k == "ServiceMonitor")
+    assert sm["spec"]["selector"]["matchLabels"] == {"app": "otel-collector"}
+    cm = next(d for (k, _), d in objs.items() if k == "ConfigMap")
+    assert cm["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4317"
