@@ -94,7 +94,7 @@ ENV ASPNETCORE_HTTP_PORTS=8080 \
     Inference__CudaFallback=Fail \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
-    LD_LIBRARY_PATH=/app:/usr/local/cuda/lib64
+    LD_LIBRARY_PATH=/app:/usr/local/cuda/lib64:/usr/local/nvidia/lib:/usr/local/nvidia/lib64
 COPY --from=build /out/ /app/
 COPY --from=ort-gpu /ort/lib/ /tmp/ort-gpu/
 # ONNX Runtime loads libonnxruntime_providers_cuda.so from the directory of libonnxruntime.so.
