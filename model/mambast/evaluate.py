@@ -1,0 +1,227 @@
+"""Evaluate a Mamba-ST checkpoint against two baselines with metrics that need no downloaded weights.
+
+    cd model && python -m mambast.evaluate --checkpoint ../artifacts/train/small/last.pt \
+        --content /work/shared/data/images/content --style /work/shared/data/images/style \
+        --size 256 --max-content 5 --max-style 4 --out ../artifacts/eval
+
+Methods: `content` (the unchanged content image), `reinhard` (per-channel mean/std transfer in CIE
+Lab, Reinhard et al. 2001) and `model` (PyTorch, style index seed 0, strength 1, clamped to [0, 1]).
+Metrics, averaged over all content x style pairs:
+* content structure (higher = more of the content kept): `ssim` (11x11 Gaussian window, sigma 1.5,
+  on luma) and `edge_corr` (Pearson correlation of Sobel gradient magnitudes), output vs content;
+* style statistics (lower = closer to the style): `hist_hellinger`, Hellinger distance between
+  RGB-uv log-chroma histograms (Afifi et al., HistoGAN 2021; intensity-weighted, 64x64 bins over
+  [-3, 3] for each of the three reference channels) of output and style, and `gram`, the mean over
+  relu1_1..relu5_1 of ||G(out) - G(style)||_F / ||G(style)||_F under the fixed random VGG-19.
+Writes results.json, table.md and contact_sheet.png (content | style | reinhard | model) to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .data import grid, list_images, read_image, write_png
+from .vgg import PerceptualVGG, random_vgg
+
+# ---------------------------------------------------------------- colour spaces / Reinhard
+_M_RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                           [0.2126729, 0.7151522, 0.0721750],
+                           [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64)
+_WHITE = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
+
+
+def rgb_to_lab(img: torch.Tensor) -> torch.Tensor:
+    """sRGB [.., 3, H, W] in [0, 1] -> CIE Lab (D65), float64."""
+    x = img.double().clamp(0, 1)
+    lin = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    xyz = torch.einsum("ij,...jhw->...ihw", _M_RGB2XYZ, lin) / _WHITE.reshape(3, 1, 1)
+    d = 6 / 29
+    f = torch.where(xyz > d ** 3, xyz.clamp_min(1e-12) ** (1 / 3), xyz / (3 * d * d) + 4 / 29)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    L, a, b = lab.double().unbind(-3)
+    fy = (L + 16) / 116
+    f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=-3)
+    d = 6 / 29
+    xyz = torch.where(f > d, f ** 3, 3 * d * d * (f - 4 / 29)) * _WHITE.reshape(3, 1, 1)
+    lin = torch.einsum("ij,...jhw->...ihw", torch.linalg.inv(_M_RGB2XYZ), xyz).clamp(0, 1)
+    rgb = torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return rgb.clamp(0, 1).float()
+
+
+def reinhard(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean/std transfer in Lab: [3, H, W] x [3, Hs, Ws] -> [3, H, W]."""
+    lc, ls = rgb_to_lab(content), rgb_to_lab(style)
+    mc, sc = lc.mean((-2, -1), keepdim=True), lc.std((-2, -1), keepdim=True).clamp_min(1e-6)
+    ms, ss = ls.mean((-2, -1), keepdim=True), ls.std((-2, -1), keepdim=True)
+    return lab_to_rgb((lc - mc) / sc * ss + ms)
+
+
+# ---------------------------------------------------------------- metrics
+def _luma(img):
+    return (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2])[None, None].double()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> float:
+    """SSIM of the luma of two [3, H, W] images in [0, 1] (Wang et al. 2004, Gaussian window)."""
+    x, y = _luma(a), _luma(b)
+    r = torch.arange(window, dtype=torch.float64) - window // 2
+    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    k = (g[:, None] * g[None, :])[None, None]
+    mu_x, mu_y = F.conv2d(x, k), F.conv2d(y, k)
+    sxx = F.conv2d(x * x, k) - mu_x ** 2
+    syy = F.conv2d(y * y, k) - mu_y ** 2
+    sxy = F.conv2d(x * y, k) - mu_x * mu_y
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    return float(m.mean())
+
+
+def sobel_magnitude(img: torch.Tensor) -> torch.Tensor:
+    x = F.pad(_luma(img), (1, 1, 1, 1), mode="replicate")
+    kx = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=torch.float64)[None, None]
+    gx, gy = F.conv2d(x, kx), F.conv2d(x, kx.transpose(-1, -2))
+    return (gx ** 2 + gy ** 2).sqrt().flatten()
+
+
+def edge_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    ea, eb = sobel_magnitude(a), sobel_magnitude(b)
+    ea, eb = ea - ea.mean(), eb - eb.mean()
+    den = (ea.norm() * eb.norm()).clamp_min(1e-12)
+    return float((ea * eb).sum() / den)
+
+
+def rgb_uv_histogram(img: torch.Tensor, bins: int = 64, lim: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
+    """Intensity-weighted RGB-uv log-chroma histogram, [3, bins, bins], sums to 1 (float64)."""
+    x = img.double().clamp(0, 1).reshape(3, -1) + eps
+    weight = x.pow(2).sum(0).sqrt()
+    logs = x.log()
+    hists = []
+    for c in range(3):
+        o1, o2 = [j for j in range(3) if j != c]
+        u, v = logs[c] - logs[o1], logs[c] - logs[o2]
+        iu = ((u + lim) / (2 * lim) * bins).floor().clamp(0, bins - 1).long()
+        iv = ((v + lim) / (2 * lim) * bins).floor().clamp(0, bins - 1).long()
+        h = torch.zeros(bins * bins, dtype=torch.float64).index_add_(0, iu * bins + iv, weight)
+        hists.append(h.reshape(bins, bins))
+    h = torch.stack(hists)
+    return h / h.sum().clamp_min(1e-12)
+
+
+def hellinger(p: torch.Tensor, q: torch.Tensor) -> float:
+    bc = (p * q).sqrt().sum()
+    return float((1 - bc).clamp_min(0).sqrt())
+
+
+def histogram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return hellinger(rgb_uv_histogram(a), rgb_uv_histogram(b))
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    c = feat.shape[-3]
+    f = feat.reshape(c, -1).double()
+    return f @ f.T / f.shape[1]
+
+
+def gram_distance(vgg: PerceptualVGG, a: torch.Tensor, b: torch.Tensor) -> float:
+    with torch.no_grad():
+        fa, fb = vgg(a[None]), vgg(b[None])
+    d = [float((gram(x[0]) - gram(y[0])).norm() / gram(y[0]).norm().clamp_min(1e-12)) for x, y in zip(fa, fb)]
+    return sum(d) / len(d)
+
+
+METRICS = ("ssim", "edge_corr", "hist_hellinger", "gram")
+
+
+def score(vgg, out, content, style) -> dict[str, float]:
+    return {"ssim": ssim(out, content), "edge_corr": edge_correlation(out, content),
+            "hist_hellinger": histogram_distance(out, style), "gram": gram_distance(vgg, out, style)}
+
+
+# ---------------------------------------------------------------- driver
+def load_square(path, size: int) -> torch.Tensor:
+    img = read_image(path, max_side=None)
+    return F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+def evaluate(model, contents, styles, vgg, sheet_rows: int = 6, log=print):
+    """model: MambaST or None; contents/styles: lists of [3, H, W]. -> (means, per-pair rows, sheet)."""
+    methods = ["content", "reinhard"] + (["model"] if model is not None else [])
+    rows, sheet = [], []
+    for ci, c in enumerate(contents):
+        for si, s in enumerate(styles):
+            t0 = time.time()
+            outs = {"content": c, "reinhard": reinhard(c, s)}
+            if model is not None:
+                with torch.no_grad():
+                    outs["model"] = model(c[None], s[None], seed=0)[0].clamp(0, 1)
+            for m in methods:
+                rows.append({"content": ci, "style": si, "method": m, **score(vgg, outs[m], c, s)})
+            if len(sheet) < sheet_rows * 4:
+                sheet += [c, s, outs["reinhard"], outs.get("model", c)]
+            log(f"pair c{ci} s{si}: {time.time() - t0:.1f} s")
+    means = {m: {k: sum(r[k] for r in rows if r["method"] == m) / sum(r["method"] == m for r in rows)
+                 for k in METRICS} for m in methods}
+    return means, rows, grid(sheet, ncol=4) if sheet else None
+
+
+def table(means) -> str:
+    lines = ["| method | SSIM (higher: more content) | edge corr (higher) | RGB-uv Hellinger to style (lower) | Gram dist to style (lower) |",
+             "|---|---|---|---|---|"]
+    for m, v in means.items():
+        lines.append(f"| {m} | {v['ssim']:.3f} | {v['edge_corr']:.3f} | {v['hist_hellinger']:.3f} | {v['gram']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m mambast.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="trained checkpoint (train.py last.pt); omit for baselines only")
+    p.add_argument("--content", nargs="+", required=True)
+    p.add_argument("--style", nargs="+", required=True)
+    p.add_argument("--size", type=int, default=256, help="images are resized to size x size (multiple of 8)")
+    p.add_argument("--max-content", type=int, default=0, help="first N content images (0: all)")
+    p.add_argument("--max-style", type=int, default=0, help="first N style images (0: all)")
+    p.add_argument("--vgg-seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="../artifacts/eval")
+    a = p.parse_args(argv)
+    if a.size % 8 or a.size < 16:
+        raise SystemExit(f"--size must be a multiple of 8 and >= 16, got {a.size}")
+    torch.set_num_threads(a.threads)
+    cf, sf = list_images(a.content), list_images(a.style)
+    cf, sf = cf[:a.max_content or None], sf[:a.max_style or None]
+    contents = [load_square(f, a.size) for f in cf]
+    styles = [load_square(f, a.size) for f in sf]
+    model, prov = None, "baselines only"
+    if a.checkpoint:
+        from .checkpoint import load_trained
+        model, prov = load_trained(a.checkpoint, scan_variant="sequential")
+    vgg = random_vgg(a.vgg_seed)
+    means, rows, sheet = evaluate(model, contents, styles, vgg)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = table(means)
+    header = f"{len(contents)} content x {len(styles)} style images at {a.size}x{a.size}; model: {prov}"
+    print(header)
+    print(text)
+    (out / "table.md").write_text(header + "\n\n" + text + "\n")
+    (out / "results.json").write_text(json.dumps({"header": header, "means": means, "pairs": rows,
+                                                  "content_files": [str(f) for f in cf],
+                                                  "style_files": [str(f) for f in sf]}, indent=1))
+    if sheet is not None:
+        write_png(out / "contact_sheet.png", sheet)
+
+
+if __name__ == "__main__":
+    main()

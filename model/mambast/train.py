@@ -1,0 +1,185 @@
+"""Train Mamba-ST with the authors' recipe (MAMBA-ST.md), resumably, on CPU or CUDA.
+
+    cd model && OMP_NUM_THREADS=1 python -m mambast.train --config small --crop 64 --batch 4 \
+        --content /work/shared/data/images/content --style /work/shared/data/images/style \
+        --out ../artifacts/train/small --threads 1
+    ... add --resume to continue from OUT/last.pt (same flags; --iters is the total target)
+
+Each iteration runs one batched forward pass of the model on [(c, s), (c, c), (s, s)], features of
+the outputs and of c, s under the perceptual VGG (`--vgg vgg_normalised.pth`, else a seeded random
+VGG-19), and the loss 7 content + 10 style + 70 identity1 + 1 identity2; Adam, lr 1e-4.
+OUT gets last.pt (model + optimiser + RNG states; `python -m mambast.export --checkpoint OUT/last.pt`
+reads it), log.jsonl (one line per iteration) and samples/iter_N.png (content | style | output).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from .config import get_config
+from .data import ImagePool, grid, write_png
+from .losses import WEIGHTS, content_loss, identity_losses, style_loss, total_loss
+from .model import build_model
+from .vgg import perceptual_vgg
+
+
+class Trainer:
+    def __init__(self, config: str = "small", content: ImagePool | None = None, style: ImagePool | None = None,
+                 crop: int = 64, batch: int = 4, lr: float = 1e-4, device: str = "cpu", seed: int = 0,
+                 scan: str = "sequential", vgg_path=None, vgg_seed: int = 0, jitter: float = 0.15,
+                 max_scale: float = 2.5, data_note: str = ""):
+        if crop % 8 or crop < 16:
+            raise ValueError(f"--crop must be a multiple of 8 and >= 16, got {crop}")
+        self.device = torch.device(device)
+        self.cfg = get_config(config)
+        self.model = build_model(self.cfg, seed=seed, scan_variant=scan).to(self.device).train()
+        self.vgg = perceptual_vgg(vgg_path, vgg_seed).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.gen = torch.Generator().manual_seed(seed + 1)
+        self.content, self.style = content, style
+        self.crop, self.batch, self.jitter, self.max_scale = crop, batch, jitter, max_scale
+        self.iteration = 0
+        self.train_seconds = 0.0
+        self.data_note = data_note
+        self.settings = dict(config=config, crop=crop, batch=batch, lr=lr, seed=seed, scan=scan,
+                             vgg=self.vgg.description, jitter=jitter, max_scale=max_scale)
+
+    def next_batch(self):
+        c = self.content.sample(self.batch, self.crop, self.gen, self.max_scale, self.jitter)
+        s = self.style.sample(self.batch, self.crop, self.gen, self.max_scale, 0.0)
+        return c.to(self.device), s.to(self.device)
+
+    def losses(self, c, s, seeds):
+        b = c.shape[0]
+        out = self.model(torch.cat([c, c, s]), torch.cat([s, c, s]), seed=seeds)
+        ics, icc, iss = out.split(b)
+        feats = self.vgg(out)
+        with torch.no_grad():
+            tf = self.vgg(torch.cat([c, s]))
+        f_cs = [f[:b] for f in feats]
+        f_cc = [f[b:2 * b] for f in feats]
+        f_ss = [f[2 * b:] for f in feats]
+        f_c = [f[:b] for f in tf]
+        f_s = [f[b:] for f in tf]
+        parts = {"content": content_loss(f_cs, f_c), "style": style_loss(f_cs, f_s)}
+        parts["identity1"], parts["identity2"] = identity_losses(icc, iss, c, s, f_cc, f_ss, f_c, f_s)
+        parts["total"] = total_loss(parts)
+        return parts, ics
+
+    def step(self):
+        t0 = time.time()
+        c, s = self.next_batch()
+        seeds = [int(x) for x in torch.randint(0, 2 ** 62, (3 * c.shape[0],), generator=self.gen)]
+        parts, out = self.losses(c, s, seeds)
+        self.opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        self.opt.step()
+        self.iteration += 1
+        dt = time.time() - t0
+        self.train_seconds += dt
+        rec = {k: float(v) for k, v in parts.items()}
+        rec.update(iteration=self.iteration, seconds=round(dt, 3))
+        self.last = (c, s, out.detach())
+        return rec
+
+    def provenance(self) -> str:
+        dev = "CUDA" if self.device.type == "cuda" else "CPU"
+        vgg = "random-VGG" if self.vgg.description.startswith("random") else "vgg_normalised"
+        return (f"trained: {self.iteration} iterations, {dev}, {vgg} losses, crop {self.crop}, batch {self.batch}"
+                + (f", data: {self.data_note}" if self.data_note else ""))
+
+    def state(self) -> dict:
+        return {"config": self.cfg.name, "provenance": self.provenance(), "state_dict": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "iteration": self.iteration, "gen_state": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "train_seconds": self.train_seconds, "settings": self.settings}
+
+    def save(self, path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path) -> None:
+        blob = torch.load(path, map_location="cpu")
+        if blob.get("config") != self.cfg.name:
+            raise ValueError(f"checkpoint {path} is config {blob.get('config')!r}, not {self.cfg.name!r}")
+        self.model.load_state_dict(blob["state_dict"], strict=True)
+        self.opt.load_state_dict(blob["optimizer"])
+        self.iteration = int(blob["iteration"])
+        self.gen.set_state(blob["gen_state"])
+        torch.set_rng_state(blob["torch_rng"])
+        self.train_seconds = float(blob.get("train_seconds", 0.0))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m mambast.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="small", choices=("base", "small", "tiny"))
+    p.add_argument("--content", nargs="+", required=True, help="content image files or folders")
+    p.add_argument("--style", nargs="+", required=True, help="style image files or folders")
+    p.add_argument("--out", required=True, help="folder for last.pt, log.jsonl, samples/")
+    p.add_argument("--crop", type=int, default=64)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--iters", type=int, default=160000, help="total iterations (including resumed ones)")
+    p.add_argument("--max-minutes", type=float, default=0, help="stop after this many minutes (0: no limit)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--scan", default=None, choices=("sequential", "parallel"),
+                   help="default: sequential on CPU, parallel on CUDA")
+    p.add_argument("--vgg", default=None, help="vgg_normalised.pth; default: seeded random VGG-19")
+    p.add_argument("--vgg-seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-side", type=int, default=256, help="images are held at this short side")
+    p.add_argument("--max-scale", type=float, default=2.5)
+    p.add_argument("--jitter", type=float, default=0.15)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    p.add_argument("--ckpt-iters", type=int, default=50)
+    p.add_argument("--sample-iters", type=int, default=25)
+    p.add_argument("--data-note", default="")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    content = ImagePool.from_paths(a.content, a.keep_side)
+    style = ImagePool.from_paths(a.style, a.keep_side)
+    print(f"content images: {len(content)}, style images: {len(style)}", flush=True)
+    scan = a.scan or ("parallel" if a.device == "cuda" else "sequential")
+    tr = Trainer(a.config, content, style, a.crop, a.batch, a.lr, a.device, a.seed, scan, a.vgg, a.vgg_seed,
+                 a.jitter, a.max_scale, a.data_note or f"{len(content)} content / {len(style)} style images")
+    last = out / "last.pt"
+    if a.resume and last.exists():
+        tr.load(last)
+        print(f"resumed at iteration {tr.iteration}", flush=True)
+    start, last_ckpt = time.time(), time.time()
+    with open(out / "log.jsonl", "a") as log:
+        while tr.iteration < a.iters:
+            rec = tr.step()
+            rec["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
+            if tr.iteration % a.sample_iters == 0 or tr.iteration == 1:
+                c, s, o = tr.last
+                k = min(4, c.shape[0])
+                write_png(out / "samples" / f"iter_{tr.iteration:06d}.png",
+                          grid([x.cpu() for trip in zip(c[:k], s[:k], o[:k]) for x in trip], ncol=3))
+            done = a.max_minutes and (time.time() - start) > a.max_minutes * 60
+            if tr.iteration % a.ckpt_iters == 0 or time.time() - last_ckpt > a.ckpt_minutes * 60 or done:
+                tr.save(last)
+                last_ckpt = time.time()
+            if done:
+                break
+    tr.save(last)
+    print(f"saved {last} at iteration {tr.iteration}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

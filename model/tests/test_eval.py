@@ -1,0 +1,71 @@
+"""Evaluation metrics and the Reinhard baseline."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mambast import build_model, get_config
+from mambast.evaluate import (edge_correlation, evaluate, histogram_distance, gram_distance, lab_to_rgb,
+                              reinhard, rgb_to_lab, ssim)
+from mambast.vgg import random_vgg
+
+
+def smooth(seed, size=64, lo=0.2, hi=0.8):
+    g = torch.Generator().manual_seed(seed)
+    x = F.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(size, size), mode="bilinear", align_corners=False)[0]
+    return lo + (hi - lo) * x
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return random_vgg(0)
+
+
+def test_identical_images_score_perfectly(vgg):
+    a = smooth(1)
+    assert ssim(a, a) == pytest.approx(1.0, abs=1e-9)
+    assert edge_correlation(a, a) == pytest.approx(1.0, abs=1e-9)
+    assert histogram_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert gram_distance(vgg, a, a) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_different_images_score_worse(vgg):
+    a, b = smooth(1), smooth(2)
+    noisy = (a + 0.2 * torch.randn(a.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+    assert ssim(a, noisy) < 0.9
+    assert edge_correlation(a, b) < 0.9
+    red = torch.zeros(3, 16, 16)
+    red[0] = 0.9
+    red[1:] = 0.1
+    blue = red.flip(0)
+    assert histogram_distance(red, blue) > 0.99
+    assert 0 < histogram_distance(a, b) < 1
+    assert gram_distance(vgg, a, b) > 0.01
+
+
+def test_lab_round_trip():
+    a = smooth(4, lo=0.0, hi=1.0)
+    torch.testing.assert_close(lab_to_rgb(rgb_to_lab(a)), a, atol=1e-5, rtol=0)
+    white = rgb_to_lab(torch.ones(3, 1, 1))
+    torch.testing.assert_close(white.flatten(), torch.tensor([100.0, 0.0, 0.0], dtype=torch.float64), atol=1e-3, rtol=0)
+
+
+def test_reinhard_moves_lab_statistics_to_the_style():
+    c, s = smooth(5, lo=0.3, hi=0.6), smooth(6, lo=0.35, hi=0.65)
+    s = s * torch.tensor([1.0, 0.8, 0.6]).reshape(3, 1, 1)
+    out = reinhard(c, s)
+    lo, ls = rgb_to_lab(out), rgb_to_lab(s)
+    torch.testing.assert_close(lo.mean((-2, -1)), ls.mean((-2, -1)), atol=0.5, rtol=0)
+    torch.testing.assert_close(lo.std((-2, -1)), ls.std((-2, -1)), atol=0.5, rtol=0)
+    assert histogram_distance(out, s) < histogram_distance(c, s)
+    assert ssim(out, c) > 0.5
+
+
+def test_evaluate_reports_baselines_and_model(vgg):
+    model = build_model(get_config("tiny"), seed=1, scan_variant="sequential")
+    contents, styles = [smooth(7, 32), smooth(8, 32)], [smooth(9, 32)]
+    means, rows, sheet = evaluate(model, contents, styles, vgg, log=lambda *_: None)
+    assert set(means) == {"content", "reinhard", "model"}
+    assert len(rows) == 6
+    assert means["content"]["ssim"] == pytest.approx(1.0)
+    assert means["reinhard"]["hist_hellinger"] < means["content"]["hist_hellinger"]
+    assert sheet.shape == (3, 2 + 2 * 34, 2 + 4 * 34)
