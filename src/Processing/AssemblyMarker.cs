@@ -1,2 +1,0 @@
-namespace MambaSt.Batch.Processing;
-internal static class AssemblyMarker;

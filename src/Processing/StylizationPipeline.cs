@@ -1,0 +1,325 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Processing.Ports;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MambaSt.Batch.Processing;
+
+/// <summary>
+/// Runs one batch of jobs: fetch and decode (in parallel, bounded), encode each style once (through the
+/// style cache), one model run per (style, size) group, encode and write each output (create-if-absent).
+/// Every job gets its own outcome; one bad image never fails its batch mates. Transient failures are
+/// retried in process; what still fails is returned as a failure for the caller to redeliver.
+/// Cancellation of <c>cancellationToken</c> (shutdown) propagates as <see cref="OperationCanceledException"/>.
+/// Thread-safe; one instance per process.
+/// </summary>
+public sealed class StylizationPipeline(
+    IJobStorage storage,
+    IJobImageCodec codec,
+    IStyleTransfer model,
+    StylizationMetrics metrics,
+    IOptions<WorkerOptions> options,
+    ILogger<StylizationPipeline> logger)
+{
+    private readonly WorkerOptions _options = options.Value;
+
+    public ModelIdentity Model => model.Model;
+
+    public async Task<IReadOnlyList<JobOutcome>> RunAsync(IReadOnlyList<StylizeImage> jobs, CancellationToken cancellationToken)
+    {
+        using var activity = StylizationMetrics.ActivitySource.StartActivity("stylize-batch");
+        activity?.SetTag("mambast.batch.size", jobs.Count);
+        metrics.Batch(jobs.Count);
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(_options.JobTimeoutSeconds));
+        var ct = timeout.Token;
+
+        var states = jobs.Select(j => new JobState(j)).ToArray();
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.IoParallelism, CancellationToken = ct };
+
+        try
+        {
+            await Parallel.ForEachAsync(states, parallel, async (s, token) => await Guard(s, () => PrepareAsync(s, token)));
+            await EncodeStylesAsync(states.Where(s => s.Pending).ToArray(), ct);
+            await InferAsync(states.Where(s => s.Pending).ToArray(), ct);
+            await Parallel.ForEachAsync(states.Where(s => s.Pending), parallel, async (s, token) => await Guard(s, () => WriteAsync(s, token)));
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            foreach (var s in states.Where(s => s.Pending))
+            {
+                s.Fail(new JobFailedException(StylizationErrorCode.Timeout, true,
+                    $"job did not finish within Worker:JobTimeoutSeconds={_options.JobTimeoutSeconds}"));
+            }
+        }
+
+        var outcomes = states.Select(s => s.ToOutcome(model.Model, _options.WorkerId)).ToArray();
+        foreach (var o in outcomes)
+        {
+            if (o.Completed is { } done)
+            {
+                metrics.JobCompleted(done.Reused);
+                metrics.Stage("total", done.Timings.TotalMs);
+            }
+        }
+
+        return outcomes;
+    }
+
+    private async Task PrepareAsync(JobState s, CancellationToken ct)
+    {
+        var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
+        if (existing is not null)
+        {
+            ReuseOrRefuse(s, existing);
+            return;
+        }
+
+        var sw = Stopwatch.StartNew();
+        var bytes = await Retry(() => storage.ReadAsync(s.Job.ContentRef, _options.MaxInputBytes, ct), ct);
+        s.FetchMs += sw.Elapsed.TotalMilliseconds;
+
+        sw.Restart();
+        var maxSide = Math.Min(s.Job.Options.MaxSide > 0 ? s.Job.Options.MaxSide : StylizeOptions.DefaultMaxSide, model.MaxSide);
+        s.Content = codec.Decode(bytes, maxSide);
+        s.DecodeMs = sw.Elapsed.TotalMilliseconds;
+        metrics.Stage("fetch", s.FetchMs);
+        metrics.Stage("decode", s.DecodeMs);
+    }
+
+    private void ReuseOrRefuse(JobState s, StoredOutput existing)
+    {
+        if (OutputMetadata.IsSameJob(existing.Metadata, s.Job, model.Model))
+        {
+            s.Reused = true;
+            s.OutputBytes = existing.Size;
+            s.Width = OutputMetadata.GetInt(existing.Metadata, OutputMetadata.Width);
+            s.Height = OutputMetadata.GetInt(existing.Metadata, OutputMetadata.Height);
+            s.Done = true;
+            logger.LogInformation("Job {JobId} of batch {BatchId}: output {OutputRef} already exists for this job and model; not computed again",
+                s.Job.JobId, s.Job.BatchId, s.Job.OutputRef);
+            return;
+        }
+
+        var owner = OutputMetadata.Get(existing.Metadata, OutputMetadata.JobId) ?? "unknown";
+        s.Fail(new JobFailedException(StylizationErrorCode.StorageUnavailable, false,
+            $"output {s.Job.OutputRef} already exists and was written by job {owner} (model {OutputMetadata.Get(existing.Metadata, OutputMetadata.ModelVersion) ?? "unknown"}); refusing to overwrite"));
+    }
+
+    private async Task EncodeStylesAsync(JobState[] pending, CancellationToken ct)
+    {
+        foreach (var group in pending.GroupBy(s => s.Job.StyleRef, StringComparer.Ordinal))
+        {
+            var members = group.ToArray();
+            await Guard(members, async () =>
+            {
+                var sw = Stopwatch.StartNew();
+                var bytes = await Retry(() => storage.ReadAsync(group.Key, _options.MaxInputBytes, ct), ct);
+                var fetchMs = sw.Elapsed.TotalMilliseconds;
+                var hash = Convert.ToHexStringLower(SHA256.HashData(bytes.Span));
+
+                sw.Restart();
+                var handle = model.GetStyle(hash, () => codec.Decode(bytes, model.MaxSide), out var hit);
+                var encodeMs = sw.Elapsed.TotalMilliseconds;
+                metrics.StyleCache(hit);
+                metrics.Stage("style_encode", encodeMs);
+                foreach (var s in members)
+                {
+                    s.Style = handle;
+                    s.StyleHash = hash;
+                    s.FetchMs += fetchMs;
+                    s.StyleEncodeMs = encodeMs;
+                }
+            });
+        }
+    }
+
+    private async Task InferAsync(JobState[] pending, CancellationToken ct)
+    {
+        var groups = pending.GroupBy(s => (s.StyleHash, s.Content!.Width, s.Content.Height));
+        foreach (var group in groups)
+        {
+            ct.ThrowIfCancellationRequested();
+            var members = group.ToArray();
+            await Guard(members, () =>
+            {
+                using var activity = StylizationMetrics.ActivitySource.StartActivity("inference");
+                activity?.SetTag("mambast.inference.batch_size", members.Length);
+                var sw = Stopwatch.StartNew();
+                var items = members.Select(s => new StylizeItem(s.Content!, s.Job.Options.Seed, Math.Clamp(s.Job.Options.Strength, 0f, 1f), s.Job.Options.PreserveColor)).ToArray();
+                var results = model.Stylize(members[0].Style!, items);
+                var ms = sw.Elapsed.TotalMilliseconds;
+                metrics.InferenceGroup(members.Length);
+                metrics.Stage("inference", ms / members.Length);
+                for (var i = 0; i < members.Length; i++)
+                {
+                    members[i].Result = results[i];
+                    members[i].InferenceMs = ms / members.Length;
+                    members[i].Content = null;
+                }
+
+                return Task.CompletedTask;
+            });
+        }
+    }
+
+    private async Task WriteAsync(JobState s, CancellationToken ct)
+    {
+        var sw = Stopwatch.StartNew();
+        var result = s.Result!;
+        var encoded = codec.Encode(result, s.Job.Options.Format, s.Job.Options.Quality);
+        s.EncodeMs = sw.Elapsed.TotalMilliseconds;
+        metrics.Stage("encode", s.EncodeMs);
+
+        sw.Restart();
+        var metadata = OutputMetadata.For(s.Job, model.Model, s.StyleHash!, result.Width, result.Height);
+        var created = await Retry(() => storage.WriteOutputIfAbsentAsync(s.Job.OutputRef, encoded, ContentTypes.For(s.Job.Options.Format), metadata, ct), ct);
+        s.WriteMs = sw.Elapsed.TotalMilliseconds;
+        metrics.Stage("write", s.WriteMs);
+        s.Result = null;
+        if (!created)
+        {
+            // Another delivery of this job won the race; it is done if the stored output is ours.
+            var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
+            if (existing is null)
+            {
+                throw new JobFailedException(StylizationErrorCode.StorageUnavailable, true, $"output {s.Job.OutputRef} was reported present, then absent");
+            }
+
+            ReuseOrRefuse(s, existing);
+            return;
+        }
+
+        s.Width = result.Width;
+        s.Height = result.Height;
+        s.OutputBytes = encoded.Length;
+        s.Done = true;
+    }
+
+    private Task Guard(JobState s, Func<Task> work) => Guard([s], work);
+
+    /// <summary>Runs work for some jobs; any failure but shutdown becomes those jobs' outcome.</summary>
+    private async Task Guard(JobState[] members, Func<Task> work)
+    {
+        if (members.All(m => !m.Pending)) return;
+        try
+        {
+            await work();
+        }
+        catch (OperationCanceledException)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            var failure = ErrorClassifier.Classify(ex);
+            foreach (var m in members)
+            {
+                m.Fail(failure);
+                logger.LogWarning(ex, "Job {JobId} of batch {BatchId} failed: {ErrorCode} (transient: {Transient}): {Message}",
+                    m.Job.JobId, m.Job.BatchId, failure.Code, failure.Transient, failure.Message);
+            }
+        }
+    }
+
+    /// <summary>In-process retries with exponential backoff for transient failures.</summary>
+    private async Task<T> Retry<T>(Func<Task<T>> action, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await action();
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && attempt < _options.ImmediateRetries && ErrorClassifier.Classify(ex).Transient)
+            {
+                var delay = TimeSpan.FromMilliseconds(_options.ImmediateRetryDelayMs * Math.Pow(2, attempt));
+                logger.LogDebug(ex, "Transient failure, retry {Attempt} in {Delay}", attempt + 1, delay);
+                await Task.Delay(delay, ct);
+            }
+        }
+    }
+
+    private sealed class JobState(StylizeImage job)
+    {
+        private readonly long _started = Stopwatch.GetTimestamp();
+
+        public StylizeImage Job { get; } = job;
+
+        public RgbFrame? Content { get; set; }
+
+        public RgbFrame? Result { get; set; }
+
+        public StyleHandle? Style { get; set; }
+
+        public string? StyleHash { get; set; }
+
+        public JobFailedException? Failure { get; private set; }
+
+        public bool Done { get; set; }
+
+        public bool Reused { get; set; }
+
+        public bool Pending => !Done && Failure is null;
+
+        public double FetchMs { get; set; }
+
+        public double DecodeMs { get; set; }
+
+        public double StyleEncodeMs { get; set; }
+
+        public double InferenceMs { get; set; }
+
+        public double EncodeMs { get; set; }
+
+        public double WriteMs { get; set; }
+
+        public int Width { get; set; }
+
+        public int Height { get; set; }
+
+        public long OutputBytes { get; set; }
+
+        public void Fail(JobFailedException failure)
+        {
+            Failure ??= failure;
+            Content = null;
+            Result = null;
+        }
+
+        public JobOutcome ToOutcome(ModelIdentity model, string workerId)
+        {
+            if (Failure is not null) return JobOutcome.Failed(Job, Failure);
+            if (!Done) return JobOutcome.Failed(Job, new JobFailedException(StylizationErrorCode.ModelError, true, "job ended without an outcome"));
+
+            return JobOutcome.Success(Job, new ImageStylized
+            {
+                JobId = Job.JobId,
+                BatchId = Job.BatchId,
+                OutputRef = Job.OutputRef,
+                Width = Width,
+                Height = Height,
+                OutputBytes = OutputBytes,
+                Timings = new StageTimings
+                {
+                    FetchMs = FetchMs,
+                    DecodeMs = DecodeMs,
+                    StyleEncodeMs = StyleEncodeMs,
+                    InferenceMs = InferenceMs,
+                    EncodeMs = EncodeMs,
+                    WriteMs = WriteMs,
+                    TotalMs = Stopwatch.GetElapsedTime(_started).TotalMilliseconds,
+                },
+                ModelId = model.Id,
+                ModelVersion = model.Version,
+                WorkerId = workerId,
+                Reused = Reused,
+                CorrelationId = Job.CorrelationId,
+                CompletedAt = DateTimeOffset.UtcNow,
+            });
+        }
+    }
+}

@@ -1,0 +1,96 @@
+using System.Collections.Concurrent;
+using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Processing.Ports;
+
+namespace MambaSt.Batch.Processing.Tests;
+
+/// <summary>In-memory storage for unit tests of the pipeline's logic (real storage is tested in Storage.Tests).</summary>
+internal sealed class FakeStorage : IJobStorage
+{
+    public ConcurrentDictionary<string, byte[]> Inputs { get; } = new();
+
+    public ConcurrentDictionary<string, (byte[] Data, IReadOnlyDictionary<string, string> Metadata)> Outputs { get; } = new();
+
+    public ConcurrentDictionary<string, int> TransientFailuresLeft { get; } = new();
+
+    public int Reads;
+
+    public Task<ReadOnlyMemory<byte>> ReadAsync(string location, long maxBytes, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref Reads);
+        if (TransientFailuresLeft.TryGetValue(location, out var left) && left > 0)
+        {
+            TransientFailuresLeft[location] = left - 1;
+            throw new JobFailedException(StylizationErrorCode.StorageUnavailable, true, $"503 on {location}");
+        }
+
+        return Inputs.TryGetValue(location, out var data)
+            ? Task.FromResult<ReadOnlyMemory<byte>>(data)
+            : throw new JobFailedException(StylizationErrorCode.NotFound, false, $"{location} not found");
+    }
+
+    public Task<StoredOutput?> FindOutputAsync(string location, CancellationToken cancellationToken) =>
+        Task.FromResult(Outputs.TryGetValue(location, out var o) ? new StoredOutput(o.Data.Length, o.Metadata) : null);
+
+    public Task<bool> WriteOutputIfAbsentAsync(string location, ReadOnlyMemory<byte> data, string contentType,
+        IReadOnlyDictionary<string, string> metadata, CancellationToken cancellationToken) =>
+        Task.FromResult(Outputs.TryAdd(location, (data.ToArray(), metadata)));
+}
+
+/// <summary>"Images" are 4 bytes: width, height, then a fill value; byte 0xFF marks a corrupt file.</summary>
+internal sealed class FakeCodec : IJobImageCodec
+{
+    public static byte[] Image(byte width, byte height, byte fill = 7) => [width, height, fill, 0];
+
+    public RgbFrame Decode(ReadOnlyMemory<byte> data, int maxSide)
+    {
+        var span = data.Span;
+        if (span.Length != 4 || span[3] == 0xFF)
+        {
+            throw new JobFailedException(StylizationErrorCode.InvalidImage, false, "not an image: corrupt header");
+        }
+
+        var rgb = new byte[span[0] * span[1] * 3];
+        Array.Fill(rgb, span[2]);
+        return new RgbFrame(rgb, span[0], span[1]);
+    }
+
+    public byte[] Encode(RgbFrame image, OutputFormat format, int quality) => [(byte)image.Width, (byte)image.Height, image.Rgb[0], (byte)format];
+}
+
+internal sealed class FakeModel : IStyleTransfer
+{
+    private readonly ConcurrentDictionary<string, StyleHandle> _cache = new();
+
+    public ModelIdentity Model { get; } = new("mambast-fake", "1.0");
+
+    public int MaxSide => 1024;
+
+    public int StyleEncodes;
+
+    public ConcurrentQueue<int> RunSizes { get; } = new();
+
+    public StyleHandle GetStyle(string styleKey, Func<RgbFrame> decodeStyle, out bool cacheHit)
+    {
+        cacheHit = _cache.ContainsKey(styleKey);
+        return _cache.GetOrAdd(styleKey, _ =>
+        {
+            Interlocked.Increment(ref StyleEncodes);
+            decodeStyle();
+            return new Handle();
+        });
+    }
+
+    public IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items)
+    {
+        RunSizes.Enqueue(items.Count);
+        if (items.Select(i => (i.Content.Width, i.Content.Height)).Distinct().Count() != 1)
+        {
+            throw new InvalidOperationException("a run must hold same-size images");
+        }
+
+        return items.Select(i => i.Content with { Rgb = i.Content.Rgb.Select(b => (byte)(255 - b)).ToArray() }).ToArray();
+    }
+
+    private sealed class Handle : StyleHandle;
+}

@@ -1,0 +1,167 @@
+using MambaSt.Batch.Contracts;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace MambaSt.Batch.Processing.Tests;
+
+public class StylizationPipelineTests
+{
+    private readonly FakeStorage _storage = new();
+    private readonly FakeModel _model = new();
+    private readonly StylizationMetrics _metrics = new();
+
+    private StylizationPipeline Pipeline(Action<WorkerOptions>? configure = null)
+    {
+        var options = new WorkerOptions { ImmediateRetries = 2, ImmediateRetryDelayMs = 1, WorkerId = "test-worker" };
+        configure?.Invoke(options);
+        return new StylizationPipeline(_storage, new FakeCodec(), _model, _metrics, Options.Create(options), NullLogger<StylizationPipeline>.Instance);
+    }
+
+    private static StylizeImage Job(string name, string style = "styles/a", OutputFormat format = OutputFormat.Png) => new()
+    {
+        JobId = Guid.NewGuid(),
+        BatchId = "batch-1",
+        ContentRef = $"in/{name}",
+        StyleRef = style,
+        OutputRef = $"out/{name}",
+        Options = new StylizeOptions { Format = format, Seed = 3 },
+    };
+
+    [Fact]
+    public async Task A_corrupt_image_fails_alone_and_its_batch_mates_complete()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8, 100);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/2"] = [16, 16, 1, 0xFF];
+        _storage.Inputs["in/3"] = FakeCodec.Image(16, 16);
+        var jobs = new[] { Job("1"), Job("2"), Job("3") };
+
+        var outcomes = await Pipeline().RunAsync(jobs, TestContext.Current.CancellationToken);
+
+        outcomes.Count.ShouldBe(3);
+        outcomes[0].Completed.ShouldNotBeNull();
+        outcomes[2].Completed.ShouldNotBeNull();
+        outcomes[1].Failure!.Code.ShouldBe(StylizationErrorCode.InvalidImage);
+        outcomes[1].Failure!.Transient.ShouldBeFalse();
+        _storage.Outputs.Keys.Order().ShouldBe(["out/1", "out/3"]);
+        _model.RunSizes.ShouldBe([2]);
+    }
+
+    [Fact]
+    public async Task Jobs_are_grouped_into_one_run_per_style_and_size_and_each_style_is_encoded_once()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["styles/b"] = FakeCodec.Image(8, 8, 9);
+        for (var i = 0; i < 6; i++) _storage.Inputs[$"in/{i}"] = FakeCodec.Image(i < 4 ? (byte)16 : (byte)24, 16);
+        var jobs = Enumerable.Range(0, 6).Select(i => Job($"{i}", i % 2 == 0 ? "styles/a" : "styles/b")).ToArray();
+
+        var outcomes = await Pipeline().RunAsync(jobs, TestContext.Current.CancellationToken);
+
+        outcomes.ShouldAllBe(o => o.Completed != null);
+        _model.StyleEncodes.ShouldBe(2);
+        _model.RunSizes.Order().ShouldBe([1, 1, 2, 2]);
+        outcomes[4].Completed!.Width.ShouldBe(24);
+        outcomes[0].Completed!.Timings.TotalMs.ShouldBeGreaterThan(0);
+        outcomes[0].Completed!.WorkerId.ShouldBe("test-worker");
+    }
+
+    [Fact]
+    public async Task A_job_whose_output_exists_for_the_same_job_and_model_is_not_computed_again()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        var job = Job("1");
+        var first = await Pipeline().RunAsync([job], TestContext.Current.CancellationToken);
+        var readsAfterFirst = _storage.Reads;
+
+        var again = await Pipeline().RunAsync([job], TestContext.Current.CancellationToken);
+
+        first[0].Completed!.Reused.ShouldBeFalse();
+        again[0].Completed!.Reused.ShouldBeTrue();
+        again[0].Completed!.Width.ShouldBe(16);
+        again[0].Completed!.OutputBytes.ShouldBe(first[0].Completed!.OutputBytes);
+        _model.RunSizes.Count.ShouldBe(1);
+        _storage.Reads.ShouldBe(readsAfterFirst);
+    }
+
+    [Fact]
+    public async Task An_output_written_by_another_job_is_never_overwritten()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        await Pipeline().RunAsync([Job("1")], TestContext.Current.CancellationToken);
+        var before = _storage.Outputs["out/1"].Data;
+
+        var other = Job("1") with { Options = new StylizeOptions { Seed = 99 } };
+        var outcome = (await Pipeline().RunAsync([other], TestContext.Current.CancellationToken))[0];
+
+        outcome.Failure.ShouldNotBeNull();
+        outcome.Failure.Transient.ShouldBeFalse();
+        outcome.Failure.Message.ShouldContain("refusing to overwrite");
+        _storage.Outputs["out/1"].Data.ShouldBe(before);
+    }
+
+    [Fact]
+    public async Task Transient_storage_failures_are_retried_in_process_within_the_budget()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        _storage.TransientFailuresLeft["in/1"] = 2;
+        _storage.TransientFailuresLeft["in/2"] = 3;
+
+        var outcomes = await Pipeline(o => o.ImmediateRetries = 2).RunAsync([Job("1"), Job("2")], TestContext.Current.CancellationToken);
+
+        outcomes[0].Completed.ShouldNotBeNull();
+        outcomes[1].Failure!.Code.ShouldBe(StylizationErrorCode.StorageUnavailable);
+        outcomes[1].Failure!.Transient.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task A_missing_style_fails_every_job_that_uses_it_and_no_other()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+
+        var outcomes = await Pipeline().RunAsync([Job("1", "styles/missing"), Job("2")], TestContext.Current.CancellationToken);
+
+        outcomes[0].Failure!.Code.ShouldBe(StylizationErrorCode.NotFound);
+        outcomes[1].Completed.ShouldNotBeNull();
+    }
+
+    [Fact]
+    public async Task Shutdown_cancellation_escapes_so_the_messages_return_to_the_queue()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        await Should.ThrowAsync<OperationCanceledException>(() => Pipeline().RunAsync([Job("1")], cts.Token));
+        _storage.Outputs.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void Unknown_exceptions_are_transient_model_errors_and_IO_errors_are_storage_errors()
+    {
+        ErrorClassifier.Classify(new IOException("reset")).Code.ShouldBe(StylizationErrorCode.StorageUnavailable);
+        ErrorClassifier.Classify(new TimeoutException()).Code.ShouldBe(StylizationErrorCode.Timeout);
+        var unknown = ErrorClassifier.Classify(new InvalidOperationException("boom"));
+        unknown.Code.ShouldBe(StylizationErrorCode.ModelError);
+        unknown.Transient.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Options_hash_changes_with_every_option()
+    {
+        var a = new StylizeOptions();
+        var hashes = new[]
+        {
+            a, a with { Seed = 1 }, a with { Strength = 0.5f }, a with { Format = OutputFormat.Png }, a with { Quality = 80 },
+            a with { MaxSide = 512 }, a with { PreserveColor = true },
+        }.Select(OutputMetadata.HashOptions).ToArray();
+        hashes.Distinct().Count().ShouldBe(hashes.Length);
+        OutputMetadata.HashOptions(new StylizeOptions()).ShouldBe(hashes[0]);
+    }
+}
