@@ -1,4 +1,1 @@
-using System.CommandLine;
-
-var root = new RootCommand("mambast: stylize photo archives with Mamba-ST");
-return root.Parse(args).Invoke();
+return await MambaSt.Batch.Submitter.Cli.RunAsync(args);

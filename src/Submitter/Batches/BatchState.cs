@@ -1,0 +1,101 @@
+using System.Text.Json;
+
+using MambaSt.Batch.Submitter.Storage;
+
+namespace MambaSt.Batch.Submitter.Batches;
+
+/// <summary>A batch as its records in storage describe it: its jobs, what was enqueued, the outcomes seen.</summary>
+public sealed class BatchState
+{
+    public required BatchInfo Info { get; init; }
+
+    public required IReadOnlyList<JobRecord> Jobs { get; init; }
+
+    public required IReadOnlySet<Guid> Enqueued { get; init; }
+
+    /// <summary>The outcome per job: a success wins over failures (a retried job that then succeeded is done).</summary>
+    public required Dictionary<Guid, OutcomeRecord> Outcomes { get; init; }
+
+    public JobStatus StatusOf(Guid jobId) => Outcomes.TryGetValue(jobId, out var o) ? o.Status : JobStatus.Pending;
+
+    public static void Merge(Dictionary<Guid, OutcomeRecord> outcomes, OutcomeRecord record)
+    {
+        if (!outcomes.TryGetValue(record.JobId, out var existing)
+            || (existing.Status != JobStatus.Done && (record.Status == JobStatus.Done || record.At >= existing.At)))
+        {
+            outcomes[record.JobId] = record;
+        }
+    }
+
+    public static async Task<BatchState> LoadAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken)
+    {
+        var infoText = await output.ReadTextAsync(BatchPaths.Batch(batchId), cancellationToken)
+            ?? throw new UsageException($"batch '{batchId}' not found: no {BatchPaths.Batch(batchId)} under {output.Location}");
+        var info = JsonSerializer.Deserialize<BatchInfo>(infoText, JsonLines.Options)
+            ?? throw new UsageException($"{BatchPaths.Batch(batchId)} under {output.Location} is empty");
+        var jobs = JsonLines.Read<JobRecord>(await output.ReadTextAsync(BatchPaths.Jobs(batchId), cancellationToken));
+        var enqueued = new HashSet<Guid>();
+        var outcomes = new Dictionary<Guid, OutcomeRecord>();
+        await foreach (var item in output.ListAsync(BatchPaths.Folder(batchId), cancellationToken))
+        {
+            var name = item.RelativePath[(item.RelativePath.LastIndexOf('/') + 1)..];
+            if (name.StartsWith("enqueued-", StringComparison.Ordinal))
+            {
+                foreach (var e in JsonLines.Read<EnqueuedRecord>(await output.ReadTextAsync(item.RelativePath, cancellationToken))) enqueued.Add(e.JobId);
+            }
+            else if (name.StartsWith("events-", StringComparison.Ordinal))
+            {
+                foreach (var o in JsonLines.Read<OutcomeRecord>(await output.ReadTextAsync(item.RelativePath, cancellationToken))) Merge(outcomes, o);
+            }
+        }
+
+        return new BatchState { Info = info, Jobs = jobs, Enqueued = enqueued, Outcomes = outcomes };
+    }
+}
+
+/// <summary>
+/// This machine's index of batches submitted from it: batch id to output location, so <c>watch</c>,
+/// <c>report</c> and <c>retry-failed</c> need only <c>--batch-id</c>. Folder: MAMBAST_STATE_DIR, else
+/// $XDG_STATE_HOME/mambast, else ~/.local/state/mambast.
+/// </summary>
+public static class LocalBatchIndex
+{
+    public static string Directory
+    {
+        get
+        {
+            var explicitDir = Environment.GetEnvironmentVariable("MAMBAST_STATE_DIR");
+            if (!string.IsNullOrEmpty(explicitDir)) return explicitDir;
+            var xdg = Environment.GetEnvironmentVariable("XDG_STATE_HOME");
+            var baseDir = string.IsNullOrEmpty(xdg)
+                ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state")
+                : xdg;
+            return Path.Combine(baseDir, "mambast");
+        }
+    }
+
+    public static void Remember(string batchId, string output)
+    {
+        try
+        {
+            var dir = Path.Combine(Directory, "batches");
+            System.IO.Directory.CreateDirectory(dir);
+            File.WriteAllText(Path.Combine(dir, batchId + ".txt"), output);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    public static string Resolve(string batchId, string? output)
+    {
+        if (!string.IsNullOrEmpty(output)) return output;
+        var file = Path.Combine(Directory, "batches", batchId + ".txt");
+        return File.Exists(file)
+            ? File.ReadAllText(file).Trim()
+            : throw new UsageException($"batch '{batchId}' was not submitted from this machine: pass --output <the output location given to submit>");
+    }
+}

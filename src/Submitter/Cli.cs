@@ -1,0 +1,265 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+
+using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Submitter.Batches;
+using MambaSt.Batch.Submitter.Broker;
+using MambaSt.Batch.Submitter.Jobs;
+using MambaSt.Batch.Submitter.Local;
+using MambaSt.Batch.Submitter.Storage;
+
+using Spectre.Console;
+
+namespace MambaSt.Batch.Submitter;
+
+/// <summary>The <c>mambast</c> command line: parsing, dispatch, and turning failures into exit codes and plain messages.</summary>
+public sealed class Cli
+{
+    private readonly IAnsiConsole _console;
+    private readonly TextWriter _out;
+    private readonly TextWriter _error;
+
+    private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Print stack traces of errors.", Recursive = true };
+    private readonly Option<string?> _broker = new("--broker") { Description = "RabbitMQ URL (amqp://user:pass@host:port/vhost). Default: Broker__Url, else amqp://localhost:5672/." };
+    private readonly Option<string?> _queue = new("--queue") { Description = "The worker's queue. Default: Worker__QueueName, else stylize-image." };
+    private readonly Option<string> _batchId = new("--batch-id") { Description = "The batch id printed by submit.", Required = true };
+    private readonly Option<string?> _outputOfBatch = new("--output", "--out") { Description = "The batch's output location (needed only on another machine than the one that submitted)." };
+    private readonly Option<int> _maxInFlight = new("--max-in-flight") { Description = "Most sends awaiting the broker's confirm at once.", DefaultValueFactory = _ => 256 };
+
+    public Cli(TextWriter output, TextWriter error, IAnsiConsole? console = null)
+    {
+        _out = output;
+        _error = error;
+        _console = console ?? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        Range(_maxInFlight, 1, 100_000);
+    }
+
+    public static Task<int> RunAsync(string[] args, CancellationToken cancellationToken = default) =>
+        new Cli(Console.Out, Console.Error, AnsiConsole.Console).InvokeAsync(args, cancellationToken);
+
+    public async Task<int> InvokeAsync(string[] args, CancellationToken cancellationToken = default)
+    {
+        var parse = BuildRoot().Parse(args);
+        var verbose = parse.GetValue(_verbose);
+        if (parse.Errors.Count > 0 && parse.Action is not HelpAction)
+        {
+            foreach (var error in parse.Errors) await _error.WriteLineAsync($"error: {error.Message}");
+            await _error.WriteLineAsync("Run 'mambast --help' or 'mambast <command> --help' for usage.");
+            return ExitCodes.UsageError;
+        }
+
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration { Output = _out, Error = _error, EnableDefaultExceptionHandler = false }, cancellationToken);
+        }
+        catch (CliException ex)
+        {
+            await _error.WriteLineAsync($"error: {ex.Message}");
+            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            return ex.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            await _error.WriteLineAsync("canceled");
+            return ExitCodes.Canceled;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await _error.WriteLineAsync($"error: storage: {ex.Message}");
+            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            return ExitCodes.Unreachable;
+        }
+        catch (Exception ex)
+        {
+            await _error.WriteLineAsync($"error: {ex.GetBaseException().Message}{(verbose ? "" : " (run with --verbose for details)")}");
+            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            return ExitCodes.Unreachable;
+        }
+    }
+
+    public RootCommand BuildRoot()
+    {
+        var root = new RootCommand("mambast: stylize photo archives with Mamba-ST, on RabbitMQ workers (submit, watch, report, retry-failed) or in process (stylize).");
+        root.Options.Add(_verbose);
+        root.Subcommands.Add(SubmitCommand());
+        root.Subcommands.Add(WatchCommand());
+        root.Subcommands.Add(ReportCommand());
+        root.Subcommands.Add(RetryFailedCommand());
+        root.Subcommands.Add(StylizeCommand());
+        return root;
+    }
+
+    private sealed record StyleOptions(Option<int> MaxSide, Option<string> Format, Option<int> Quality, Option<long> Seed, Option<float> Strength, Option<bool> PreserveColor)
+    {
+        public StylizeOptions Read(ParseResult parse) => new()
+        {
+            MaxSide = parse.GetValue(MaxSide),
+            Format = Enum.Parse<OutputFormat>(parse.GetValue(Format)!, ignoreCase: true),
+            Quality = parse.GetValue(Quality),
+            Seed = parse.GetValue(Seed),
+            Strength = parse.GetValue(Strength),
+            PreserveColor = parse.GetValue(PreserveColor),
+        };
+    }
+
+    private static StyleOptions AddStyleOptions(Command command)
+    {
+        var maxSide = new Option<int>("--max-side") { Description = "Longest side of the output in pixels (64-8192).", DefaultValueFactory = _ => StylizeOptions.DefaultMaxSide };
+        var format = new Option<string>("--format") { Description = "Output format: jpeg, png or webp.", DefaultValueFactory = _ => "jpeg" };
+        format.AcceptOnlyFromAmong("jpeg", "png", "webp");
+        var quality = new Option<int>("--quality") { Description = "Encoder quality 1-100 (jpeg, webp).", DefaultValueFactory = _ => 90 };
+        var seed = new Option<long>("--seed") { Description = "Seed of the style-token permutation: same inputs and seed, same output." };
+        var strength = new Option<float>("--strength") { Description = "0 keeps the content, 1 is full style.", DefaultValueFactory = _ => 1.0f };
+        var preserve = new Option<bool>("--preserve-color") { Description = "Keep the content's colours." };
+        Range(maxSide, 64, 8192);
+        Range(quality, 1, 100);
+        strength.Validators.Add(r =>
+        {
+            var v = r.GetValueOrDefault<float>();
+            if (!(v >= 0f && v <= 1f)) r.AddError($"--strength must be between 0 and 1 (got {v})");
+        });
+        foreach (var o in new Option[] { maxSide, format, quality, seed, strength, preserve }) command.Options.Add(o);
+        return new StyleOptions(maxSide, format, quality, seed, strength, preserve);
+    }
+
+    private static void Range(Option<int> option, int min, int max) => option.Validators.Add(r =>
+    {
+        var v = r.GetValueOrDefault<int>();
+        if (v < min || v > max) r.AddError($"{option.Name} must be between {min} and {max} (got {v})");
+    });
+
+    private Command SubmitCommand()
+    {
+        var source = new Argument<string>("source") { Description = "Images to stylize: a local folder or file (uploaded first when the output is in blob storage) or a blob prefix (az://container/prefix)." };
+        var style = new Option<string>("--style") { Description = "The style image: a local file (uploaded when the output is in blob storage) or a blob.", Required = true };
+        var output = new Option<string>("--output", "--out") { Description = "Where outputs go (folder or blob prefix): <output>/<relative path without extension>.<format>.", Required = true };
+        var batchId = new Option<string?>("--batch-id") { Description = "Batch id. Default: derived from source, style and options (printed)." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "List what would be enqueued; write and send nothing." };
+        var uploads = new Option<int>("--upload-parallelism") { Description = "Concurrent uploads of local inputs.", DefaultValueFactory = _ => 8 };
+        Range(uploads, 1, 64);
+        var command = new Command("submit", "Enqueue one StylizeImage job per image; skips jobs whose output exists or that an earlier run enqueued.")
+        {
+            source, style, output, batchId, dryRun, _maxInFlight, uploads, _broker, _queue,
+        };
+        var styleOptions = AddStyleOptions(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            var dry = parse.GetValue(dryRun);
+            var request = new SubmitRequest
+            {
+                Source = parse.GetValue(source)!,
+                Style = parse.GetValue(style)!,
+                Output = parse.GetValue(output)!,
+                Options = styleOptions.Read(parse),
+                BatchId = parse.GetValue(batchId),
+                DryRun = dry,
+                MaxInFlight = parse.GetValue(_maxInFlight),
+                UploadParallelism = parse.GetValue(uploads),
+                Broker = BrokerSettings.Resolve(parse.GetValue(_broker), parse.GetValue(_queue)),
+            };
+            if (request.BatchId is not null) Submission.ValidateBatchId(request.BatchId);
+            var result = await new Submission().RunAsync(request, ct);
+            if (dry)
+            {
+                var table = new Table().AddColumns("job id", "content", "output");
+                foreach (var job in result.ToEnqueue) table.AddRow(Markup.Escape(job.JobId.ToString()), Markup.Escape(job.ContentRef), Markup.Escape(job.OutputRef));
+                _console.Write(table);
+            }
+
+            _console.MarkupLineInterpolated($"batch [bold]{result.BatchId}[/]: {result.Total} jobs, {result.AlreadyDone} already done, {result.AlreadyEnqueued} enqueued earlier, {(dry ? "would enqueue" : "enqueued")} {(dry ? result.ToEnqueue.Count : result.Enqueued)}{(result.Uploaded > 0 ? $", uploaded {result.Uploaded} files" : "")}");
+            if (!dry) _console.MarkupLineInterpolated($"follow it with: mambast watch --batch-id {result.BatchId}");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private Command WatchCommand()
+    {
+        var keepQueue = new Option<bool>("--keep-queue") { Description = "Keep the batch's event queue when the batch completes." };
+        var command = new Command("watch", "Show a batch's progress until every job has an outcome. Exit 0: all done; 1: some failed.")
+        {
+            _batchId, _outputOfBatch, _broker, keepQueue,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var batch = parse.GetValue(_batchId)!;
+            Submission.ValidateBatchId(batch);
+            var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
+            var broker = BrokerSettings.Resolve(parse.GetValue(_broker), null);
+            var result = await new BatchWatch(_console).RunAsync(output, batch, broker, parse.GetValue(keepQueue), ct);
+            _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {result.Done} done, {result.Failed} failed, {result.Pending} pending of {result.Total}; outputs under {output.Location}");
+            if (result.Failed > 0) _console.MarkupLineInterpolated($"details: mambast report --batch-id {batch}; resubmit: mambast retry-failed --batch-id {batch}");
+            if (!result.Completed) return ExitCodes.Canceled;
+            return result.Failed > 0 ? ExitCodes.JobsFailed : ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private Command ReportCommand()
+    {
+        var format = new Option<string>("--format") { Description = "csv or json.", DefaultValueFactory = _ => "csv" };
+        format.AcceptOnlyFromAmong("csv", "json");
+        var file = new Option<FileInfo?>("--out-file", "-o") { Description = "Write the report to this file instead of standard output." };
+        var command = new Command("report", "One row per job of a batch: id, content, status (done/failed/pending), output, timings, error.")
+        {
+            _batchId, _outputOfBatch, format, file,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var batch = parse.GetValue(_batchId)!;
+            Submission.ValidateBatchId(batch);
+            var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
+            var rows = await BatchReport.BuildAsync(output, batch, ct);
+            var text = parse.GetValue(format) == "json" ? BatchReport.ToJson(rows) : BatchReport.ToCsv(rows);
+            if (parse.GetValue(file) is { } target)
+            {
+                await File.WriteAllTextAsync(target.FullName, text, ct);
+                await _error.WriteLineAsync($"{rows.Count} rows written to {target.FullName}");
+            }
+            else
+            {
+                await _out.WriteAsync(text);
+            }
+
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private Command RetryFailedCommand()
+    {
+        var command = new Command("retry-failed", "Send the failed jobs of a batch again (same job ids).")
+        {
+            _batchId, _outputOfBatch, _broker, _queue, _maxInFlight,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var batch = parse.GetValue(_batchId)!;
+            Submission.ValidateBatchId(batch);
+            var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
+            var broker = BrokerSettings.Resolve(parse.GetValue(_broker), parse.GetValue(_queue));
+            var count = await RetryFailed.RunAsync(output, batch, broker, parse.GetValue(_maxInFlight), ct);
+            _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {count} failed jobs sent again; follow with: mambast watch --batch-id {batch}");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private Command StylizeCommand()
+    {
+        var input = new Argument<string>("input") { Description = "A folder of images or one image." };
+        var style = new Option<string>("--style") { Description = "The style image file.", Required = true };
+        var output = new Option<string>("--out", "--output") { Description = "Output folder.", Required = true };
+        var command = new Command("stylize", "Local mode: stylize a folder on this machine, in process, with the bundled model; no servers.")
+        {
+            input, style, output,
+        };
+        var styleOptions = AddStyleOptions(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            var result = await new LocalStylize(_console).RunAsync(parse.GetValue(input)!, parse.GetValue(style)!, parse.GetValue(output)!, styleOptions.Read(parse), ct);
+            return result.Failed > 0 ? ExitCodes.JobsFailed : ExitCodes.Success;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,256 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text.Json;
+
+using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Submitter.Batches;
+using MambaSt.Batch.Submitter.Broker;
+using MambaSt.Batch.Submitter.Storage;
+
+
+namespace MambaSt.Batch.Submitter.Jobs;
+
+public sealed record SubmitRequest
+{
+    public required string Source { get; init; }
+
+    public required string Style { get; init; }
+
+    public required string Output { get; init; }
+
+    public required StylizeOptions Options { get; init; }
+
+    /// <summary>Null for dry runs.</summary>
+    public BrokerSettings? Broker { get; init; }
+
+    public string? BatchId { get; init; }
+
+    public bool DryRun { get; init; }
+
+    public int MaxInFlight { get; init; } = 256;
+
+    public int UploadParallelism { get; init; } = 8;
+}
+
+public sealed record SubmitResult
+{
+    public required string BatchId { get; init; }
+
+    public required int Total { get; init; }
+
+    public required int AlreadyDone { get; init; }
+
+    public required int AlreadyEnqueued { get; init; }
+
+    public required int Enqueued { get; init; }
+
+    public required int Uploaded { get; init; }
+
+    /// <summary>The jobs this run enqueued (or, in a dry run, would enqueue).</summary>
+    public required IReadOnlyList<JobRecord> ToEnqueue { get; init; }
+}
+
+/// <summary>
+/// One <c>submit</c>: lists the source, derives job ids, skips jobs whose output exists or that an earlier
+/// run enqueued, uploads local inputs, writes the batch manifest, declares the batch's event queue, then
+/// sends the jobs with publisher confirms, recording each confirmed job.
+/// </summary>
+public sealed class Submission
+{
+    /// <summary>Called after each confirmed send (tests use it to interrupt a run).</summary>
+    public Action<int>? Confirmed { get; init; }
+
+    public async Task<SubmitResult> RunAsync(SubmitRequest request, CancellationToken cancellationToken)
+    {
+        if (request.MaxInFlight < 1) throw new UsageException("--max-in-flight must be at least 1");
+        var output = ArchiveStores.Open(request.Output);
+        var (source, sourcePrefix) = OpenSource(request.Source);
+        var (styleRef, styleIdentity, styleUpload) = await ResolveStyleAsync(request.Style, output, cancellationToken);
+
+        var items = new List<ArchiveItem>();
+        try
+        {
+            await foreach (var item in source.ListAsync(sourcePrefix, cancellationToken))
+            {
+                if (ImageFiles.IsImage(item.RelativePath)) items.Add(item);
+            }
+        }
+        catch (IOException ex)
+        {
+            throw new UnreachableException($"cannot list {request.Source}: {ex.Message}", ex);
+        }
+
+        if (items.Count == 0) throw new UsageException($"no images (jpg, png, webp, tiff, ...) under {request.Source}");
+
+        var identities = new string[items.Count];
+        await Parallel.ForAsync(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = cancellationToken },
+            async (i, ct) => identities[i] = items[i].Identity ?? await source.IdentifyAsync(items[i], ct));
+
+        var batchId = string.IsNullOrWhiteSpace(request.BatchId) ? JobIdentity.BatchId(source.Location + "|" + sourcePrefix, styleIdentity, request.Options) : request.BatchId;
+        ValidateBatchId(batchId);
+        var uploadInputs = source.IsLocal && !output.IsLocal;
+        var jobs = new List<JobRecord>(items.Count);
+        var seen = new HashSet<Guid>();
+        for (var i = 0; i < items.Count; i++)
+        {
+            var jobId = JobIdentity.JobId(identities[i], styleIdentity, request.Options);
+            if (!seen.Add(jobId)) continue;
+            var outputPath = JobIdentity.OutputName(items[i].RelativePath, request.Options.Format);
+            var contentRef = uploadInputs ? output.RefFor(UploadPath(identities[i], items[i].RelativePath)) : items[i].Ref;
+            jobs.Add(new JobRecord { JobId = jobId, RelativePath = items[i].RelativePath, ContentRef = contentRef, OutputRef = output.RefFor(outputPath), OutputPath = outputPath });
+        }
+
+        var info = new BatchInfo
+        {
+            BatchId = batchId,
+            Source = request.Source,
+            Output = output.Location,
+            StyleRef = styleRef,
+            Options = request.Options,
+            Queue = request.Broker?.Queue ?? BrokerSettings.DefaultQueue,
+            CreatedAt = DateTimeOffset.UtcNow,
+        };
+
+        var existing = await TryLoadAsync(output, batchId, cancellationToken);
+        if (existing is not null && (existing.Info.StyleRef != styleRef || existing.Info.Options != request.Options))
+        {
+            throw new UsageException($"batch '{batchId}' already exists under {output.Location} with another style or options; choose another --batch-id");
+        }
+
+        var done = new ConcurrentDictionary<Guid, bool>();
+        await Parallel.ForEachAsync(jobs, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
+        {
+            if (await output.ExistsAsync(job.OutputPath, ct)) done[job.JobId] = true;
+        });
+        var enqueuedBefore = existing?.Enqueued ?? new HashSet<Guid>();
+        var toEnqueue = jobs.Where(j => !done.ContainsKey(j.JobId) && !enqueuedBefore.Contains(j.JobId)).ToList();
+        var alreadyEnqueued = jobs.Count(j => !done.ContainsKey(j.JobId) && enqueuedBefore.Contains(j.JobId));
+
+        var result = new SubmitResult
+        {
+            BatchId = batchId, Total = jobs.Count, AlreadyDone = done.Count, AlreadyEnqueued = alreadyEnqueued,
+            Enqueued = 0, Uploaded = 0, ToEnqueue = toEnqueue,
+        };
+        if (request.DryRun) return result;
+
+        var broker = request.Broker ?? throw new UsageException("no broker: pass --broker or set Broker__Url");
+        var uploaded = 0;
+        if (styleUpload is not null && await output.UploadIfAbsentAsync(styleUpload.Value.Path, styleUpload.Value.LocalFile, cancellationToken)) uploaded++;
+        if (uploadInputs)
+        {
+            var byId = items.Select((item, i) => (item, id: identities[i])).ToDictionary(x => x.item.RelativePath);
+            await Parallel.ForEachAsync(toEnqueue, new ParallelOptions { MaxDegreeOfParallelism = request.UploadParallelism, CancellationToken = cancellationToken }, async (job, ct) =>
+            {
+                var (item, id) = byId[job.RelativePath];
+                if (await output.UploadIfAbsentAsync(UploadPath(id, job.RelativePath), item.Ref, ct)) Interlocked.Increment(ref uploaded);
+            });
+        }
+
+        var merged = (existing?.Jobs ?? []).Concat(jobs).DistinctBy(j => j.JobId).ToList();
+        if (existing is null) await output.WriteTextAsync(BatchPaths.Batch(batchId), JsonSerializer.Serialize(info, JsonLines.Options), cancellationToken);
+        await output.WriteTextAsync(BatchPaths.Jobs(batchId), JsonLines.Write(merged), cancellationToken);
+        LocalBatchIndex.Remember(batchId, output.Location);
+        if (toEnqueue.Count == 0) return result with { Uploaded = uploaded };
+
+        await BatchTopology.EnsureWatchQueueAsync(broker, BatchPaths.WatchQueue(batchId), cancellationToken);
+        var enqueued = await EnqueueAsync(output, info, toEnqueue, broker, request.MaxInFlight, Confirmed, cancellationToken);
+        return result with { Enqueued = enqueued, Uploaded = uploaded };
+    }
+
+    /// <summary>Sends jobs and records each confirmed one in <c>enqueued-&lt;run&gt;.jsonl</c> (every second and at the end, also on cancellation).</summary>
+    public static async Task<int> EnqueueAsync(IArchiveStore output, BatchInfo info, IReadOnlyList<JobRecord> jobs, BrokerSettings broker,
+        int maxInFlight, Action<int>? confirmedCallback, CancellationToken cancellationToken)
+    {
+        var runFile = BatchPaths.Enqueued(info.BatchId, BatchPaths.RunId());
+        var confirmed = new ConcurrentQueue<EnqueuedRecord>();
+        var count = 0;
+        using var flushStop = new CancellationTokenSource();
+        var flushing = Task.Run(async () =>
+        {
+            try
+            {
+                while (!flushStop.IsCancellationRequested)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), flushStop.Token);
+                    await output.WriteTextAsync(runFile, JsonLines.Write(confirmed.ToArray()), CancellationToken.None);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }, CancellationToken.None);
+
+        var submittedAt = DateTimeOffset.UtcNow;
+        try
+        {
+            await using var bus = await JobBus.StartAsync(broker, cancellationToken);
+            return await bus.SendAllAsync(jobs.Select(j => ToMessage(info, j, submittedAt)), maxInFlight, job =>
+            {
+                confirmed.Enqueue(new EnqueuedRecord { JobId = job.JobId, At = DateTimeOffset.UtcNow });
+                confirmedCallback?.Invoke(Interlocked.Increment(ref count));
+            }, cancellationToken);
+        }
+        finally
+        {
+            await flushStop.CancelAsync();
+            await flushing;
+            if (!confirmed.IsEmpty) await output.WriteTextAsync(runFile, JsonLines.Write(confirmed.ToArray()), CancellationToken.None);
+        }
+    }
+
+    public static StylizeImage ToMessage(BatchInfo info, JobRecord job, DateTimeOffset submittedAt) => new()
+    {
+        JobId = job.JobId,
+        BatchId = info.BatchId,
+        ContentRef = job.ContentRef,
+        StyleRef = info.StyleRef,
+        OutputRef = job.OutputRef,
+        Options = info.Options,
+        CorrelationId = job.JobId,
+        SubmittedAt = submittedAt,
+    };
+
+    public static void ValidateBatchId(string batchId)
+    {
+        if (batchId.Length is 0 or > 100 || !batchId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        {
+            throw new UsageException($"batch id '{batchId}' may contain only letters, digits, '-', '_' and '.' (1 to 100 characters)");
+        }
+    }
+
+    private static async Task<BatchState?> TryLoadAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken) =>
+        await output.ExistsAsync(BatchPaths.Batch(batchId), cancellationToken) ? await BatchState.LoadAsync(output, batchId, cancellationToken) : null;
+
+    private static (IArchiveStore Store, string Prefix) OpenSource(string source)
+    {
+        if (ArchiveStores.IsBlob(source)) return (ArchiveStores.Open(source), "");
+        var full = Path.GetFullPath(source);
+        if (File.Exists(full)) return (new LocalArchiveStore(Path.GetDirectoryName(full)!), Path.GetFileName(full));
+        if (!Directory.Exists(full)) throw new UsageException($"source '{source}' does not exist (expected a folder, an image file or a blob prefix)");
+        return (new LocalArchiveStore(full), "");
+    }
+
+    private static async Task<(string Ref, string Identity, (string Path, string LocalFile)? Upload)> ResolveStyleAsync(
+        string style, IArchiveStore output, CancellationToken cancellationToken)
+    {
+        if (ArchiveStores.IsBlob(style))
+        {
+            var store = (BlobArchiveStore)ArchiveStores.Open(style);
+            var item = await store.GetSingleAsync(cancellationToken) ?? throw new UsageException($"style blob '{style}' does not exist");
+            return (item.Ref, item.Identity!, null);
+        }
+
+        var full = Path.GetFullPath(style);
+        if (!File.Exists(full)) throw new UsageException($"style file '{style}' does not exist");
+        if (!ImageFiles.IsImage(full)) throw new UsageException($"style file '{style}' is not an image (jpg, png, webp, tiff, ...)");
+        await using var stream = File.OpenRead(full);
+        var sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
+        var identity = $"style:sha256:{sha}";
+        if (output.IsLocal) return (full, identity, null);
+        var path = $"{BatchPaths.Root}/styles/{sha}{Path.GetExtension(full).ToLowerInvariant()}";
+        return (output.RefFor(path), identity, (path, full));
+    }
+
+    private static string UploadPath(string identity, string relativePath) =>
+        $"{BatchPaths.Root}/inputs/{identity[(identity.LastIndexOf(':') + 1)..][..16]}/{relativePath}";
+}

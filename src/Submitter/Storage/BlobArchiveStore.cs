@@ -1,0 +1,95 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+
+using MambaSt.Batch.Submitter.Jobs;
+using MambaSt.Batch.Storage;
+
+namespace MambaSt.Batch.Submitter.Storage;
+
+/// <summary>A blob prefix (<c>az://container/prefix</c> or an https URL, with or without SAS) on an <see cref="IBlobStore"/>.</summary>
+public sealed class BlobArchiveStore : IArchiveStore
+{
+    private readonly IBlobStore _store;
+    private readonly string _prefix;
+    private readonly string _refBase;
+    private readonly string _refQuery;
+
+    public BlobArchiveStore(string location, StorageTarget target)
+    {
+        Location = location.TrimEnd('/');
+        _store = target.Store;
+        _prefix = target.Name.Length == 0 || target.Name.EndsWith('/') ? target.Name : target.Name + "/";
+        var query = location.IndexOf('?');
+        _refBase = (query < 0 ? location : location[..query]).TrimEnd('/');
+        _refQuery = query < 0 ? "" : location[query..];
+    }
+
+    public string Location { get; }
+
+    public bool IsLocal => false;
+
+    public string RefFor(string relativePath) => relativePath.Length == 0 ? _refBase + _refQuery : $"{_refBase}/{relativePath}{_refQuery}";
+
+    public async IAsyncEnumerable<ArchiveItem> ListAsync(string relativePrefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var skipRecords = !relativePrefix.StartsWith(Batches.BatchPaths.Root, StringComparison.Ordinal);
+        await foreach (var item in _store.ListAsync(_prefix + relativePrefix, cancellationToken))
+        {
+            var rel = item.Name[_prefix.Length..];
+            if (skipRecords && rel.StartsWith(Batches.BatchPaths.Root + "/", StringComparison.Ordinal)) continue;
+            yield return new ArchiveItem(rel, item.Length, RefFor(rel), null);
+        }
+    }
+
+    /// <summary>A location that names one blob (a style): lists just that blob when the prefix is not a folder.</summary>
+    public async Task<ArchiveItem?> GetSingleAsync(CancellationToken cancellationToken)
+    {
+        var name = _prefix.TrimEnd('/');
+        if (!await _store.ExistsAsync(name, cancellationToken)) return null;
+        var props = await _store.GetPropertiesAsync(name, cancellationToken);
+        return new ArchiveItem(name, props.Length, _refBase + _refQuery, JobIdentity.BlobContentIdentity(name, props.Length, props.ETag, null));
+    }
+
+    public async Task<string> IdentifyAsync(ArchiveItem item, CancellationToken cancellationToken)
+    {
+        var props = await _store.GetPropertiesAsync(_prefix + item.RelativePath, cancellationToken);
+        return JobIdentity.BlobContentIdentity(_prefix + item.RelativePath, props.Length, props.ETag, null);
+    }
+
+    public Task<bool> ExistsAsync(string relativePath, CancellationToken cancellationToken) => _store.ExistsAsync(_prefix + relativePath, cancellationToken);
+
+    public async Task<string?> ReadTextAsync(string relativePath, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = await _store.OpenReadAsync(_prefix + relativePath, cancellationToken);
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            return await reader.ReadToEndAsync(cancellationToken);
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public async Task WriteTextAsync(string relativePath, string text, CancellationToken cancellationToken)
+    {
+        using var content = new MemoryStream(Encoding.UTF8.GetBytes(text));
+        await _store.PutAsync(_prefix + relativePath, content, new BlobWriteOptions { ContentType = "application/x-ndjson" }, cancellationToken);
+    }
+
+    public async Task<bool> UploadIfAbsentAsync(string relativePath, string localFile, CancellationToken cancellationToken)
+    {
+        if (await _store.ExistsAsync(_prefix + relativePath, cancellationToken)) return false;
+        try
+        {
+            await using var content = File.OpenRead(localFile);
+            await _store.PutAsync(_prefix + relativePath, content, new BlobWriteOptions { IfAbsent = true }, cancellationToken);
+            return true;
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.AlreadyExists)
+        {
+            return false;
+        }
+    }
+}
