@@ -1,2 +1,0 @@
-namespace MambaSt.Batch.Imaging;
-internal static class AssemblyMarker;

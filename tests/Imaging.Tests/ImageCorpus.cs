@@ -1,0 +1,149 @@
+using System.Buffers.Binary;
+using MambaSt.Batch.Imaging.Interop;
+
+namespace MambaSt.Batch.Imaging.Tests;
+
+/// <summary>Builds the test images at run time with libvips through the project's own interop layer,
+/// so nothing binary is committed. Every image shows four coloured quadrants when displayed upright.</summary>
+internal static class ImageCorpus
+{
+    static ImageCorpus() => VipsLibrary.EnsureInitialized(1);
+
+    public static readonly byte[] Red = [230, 20, 20];
+    public static readonly byte[] Green = [20, 200, 40];
+    public static readonly byte[] Blue = [30, 40, 220];
+    public static readonly byte[] Yellow = [240, 220, 30];
+
+    /// <summary>Top-left, top-right, bottom-left, bottom-right.</summary>
+    public static readonly byte[][] QuadrantColours = [Red, Green, Blue, Yellow];
+
+    public static byte[] Quadrants(int width, int height)
+    {
+        var pixels = new byte[width * height * 3];
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                var colour = QuadrantColours[(y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1)];
+                colour.CopyTo(pixels, (y * width + x) * 3);
+            }
+        }
+
+        return pixels;
+    }
+
+    public static byte[] Save(byte[] pixels, int width, int height, int bands, string suffix, Func<VipsImage, VipsImage>? transform = null, int format = VipsImage.FormatUchar)
+    {
+        var image = VipsImage.FromPixels(pixels, width, height, bands, format);
+        try
+        {
+            if (transform is not null)
+            {
+                var next = transform(image);
+                image.Dispose();
+                image = next;
+            }
+
+            return image.Save(suffix);
+        }
+        finally
+        {
+            image.Dispose();
+        }
+    }
+
+    public static byte[] QuadrantFile(string suffix, int width = 64, int height = 32) =>
+        Save(Quadrants(width, height), width, height, 3, suffix);
+
+    /// <summary>A JPEG whose stored pixels are the upright quadrants transformed so that applying EXIF
+    /// orientation <paramref name="orientation"/> gives back the upright image of width x height.</summary>
+    public static byte[] OrientedJpeg(int orientation, int width, int height)
+    {
+        var upright = Quadrants(width, height);
+        var (storedWidth, storedHeight) = orientation >= 5 ? (height, width) : (width, height);
+        var stored = new byte[upright.Length];
+        for (var y = 0; y < height; y++)
+        {
+            for (var x = 0; x < width; x++)
+            {
+                var (sx, sy) = orientation switch
+                {
+                    1 => (x, y),
+                    2 => (width - 1 - x, y),
+                    3 => (width - 1 - x, height - 1 - y),
+                    4 => (x, height - 1 - y),
+                    5 => (y, x),
+                    6 => (y, width - 1 - x),
+                    7 => (height - 1 - y, width - 1 - x),
+                    8 => (height - 1 - y, x),
+                    _ => throw new ArgumentOutOfRangeException(nameof(orientation)),
+                };
+                Array.Copy(upright, (y * width + x) * 3, stored, (sy * storedWidth + sx) * 3, 3);
+            }
+        }
+
+        return Save(stored, storedWidth, storedHeight, 3, ".jpg[Q=95]", v => v.WithInt("orientation", orientation));
+    }
+
+    /// <summary>A 60000x60000 PNG in under 100 bytes: a valid IHDR, one tiny IDAT, IEND.</summary>
+    public static byte[] PngBomb(int width = 60000, int height = 60000)
+    {
+        using var stream = new MemoryStream();
+        stream.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8;
+        ihdr[9] = 2;
+        WriteChunk(stream, "IHDR", ihdr);
+        WriteChunk(stream, "IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        WriteChunk(stream, "IEND", []);
+        return stream.ToArray();
+    }
+
+    /// <summary>A real small JPEG whose frame header is patched to claim width x height.</summary>
+    public static byte[] JpegBomb(int width = 60000, int height = 60000)
+    {
+        var jpeg = QuadrantFile(".jpg[Q=80]", 16, 16);
+        for (var i = 2; i < jpeg.Length - 9; i++)
+        {
+            if (jpeg[i] == 0xFF && jpeg[i + 1] is 0xC0 or 0xC2)
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(i + 5), (ushort)height);
+                BinaryPrimitives.WriteUInt16BigEndian(jpeg.AsSpan(i + 7), (ushort)width);
+                return jpeg;
+            }
+        }
+
+        throw new InvalidOperationException("no SOF marker in the generated JPEG");
+    }
+
+    private static void WriteChunk(Stream stream, string type, byte[] data)
+    {
+        Span<byte> length = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(length, data.Length);
+        stream.Write(length);
+        var typeAndData = new byte[4 + data.Length];
+        System.Text.Encoding.ASCII.GetBytes(type).CopyTo(typeAndData, 0);
+        data.CopyTo(typeAndData, 4);
+        stream.Write(typeAndData);
+        Span<byte> crc = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32(typeAndData));
+        stream.Write(crc);
+    }
+
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in data)
+        {
+            crc ^= b;
+            for (var k = 0; k < 8; k++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+            }
+        }
+
+        return ~crc;
+    }
+}
