@@ -25,6 +25,15 @@ echo "== python: model/"
 if [[ -d model/tests ]]; then
   ( cd model && /usr/bin/python3 -m pytest -q -p no:cacheprovider tests --junitxml="$RESULTS/python-model.xml" ) || status=1
 fi
+if [[ -d tests/deploy ]]; then
+  echo "== python: tests/deploy"
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/deploy --junitxml="$RESULTS/python-deploy.xml" || status=1
+fi
+
+if [[ -f native/CMakeLists.txt ]]; then
+  echo "== native: custom-op library"
+  scripts/build-native.sh || status=1
+fi
 
 echo "== dotnet build"
 if ! dotnet build MambaSt.Batch.sln --configuration Release --nologo --verbosity quiet; then

@@ -1,5 +1,11 @@
+using MambaSt.Batch.Worker;
+
 var builder = WebApplication.CreateBuilder(args);
 
+builder.AddWorkerServices();
+
 var app = builder.Build();
-app.MapGet("/health/live", () => Results.Ok("live"));
+
+app.MapWorkerHealthEndpoints();
+
 app.Run();

@@ -1,0 +1,113 @@
+using MambaSt.Batch.Processing;
+using MambaSt.Batch.Processing.Ports;
+using MassTransit;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace MambaSt.Batch.Worker;
+
+public static class WorkerHostExtensions
+{
+    /// <summary>Everything the worker host composes: pipeline, broker, health, telemetry, shutdown.</summary>
+    public static WebApplicationBuilder AddWorkerServices(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var configuration = builder.Configuration;
+
+        if (string.IsNullOrEmpty(configuration["ASPNETCORE_HTTP_PORTS"]) && string.IsNullOrEmpty(configuration["ASPNETCORE_URLS"]) && string.IsNullOrEmpty(configuration["urls"]))
+        {
+            builder.WebHost.UseUrls($"http://0.0.0.0:{configuration.GetValue("Health:Port", 8080)}");
+        }
+
+        services.AddStylizationPipeline(configuration);
+        services.AddRabbitMqRedelivery();
+
+        // Load the model before the bus starts taking messages (hosted services start in order).
+        services.AddHostedService<ModelWarmup>();
+
+        var stopTimeout = TimeSpan.FromSeconds(configuration.GetValue("Worker:StopTimeoutSeconds", 120));
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = stopTimeout + TimeSpan.FromSeconds(10));
+        services.AddOptions<MassTransitHostOptions>().Configure(o =>
+        {
+            o.WaitUntilStarted = false;
+            o.StopTimeout = stopTimeout;
+        });
+
+        services.AddMassTransit(bus =>
+        {
+            bus.AddStylizationConsumer();
+            bus.UsingRabbitMq((context, cfg) =>
+            {
+                var broker = context.GetRequiredService<IOptions<BrokerOptions>>().Value;
+                cfg.Host(broker.ToUri(), host =>
+                {
+                    if (!string.IsNullOrEmpty(broker.Username)) host.Username(broker.Username);
+                    if (!string.IsNullOrEmpty(broker.Password)) host.Password(broker.Password);
+                    host.PublisherConfirmation = true;
+                    host.RequestedConnectionTimeout(TimeSpan.FromSeconds(10));
+                });
+                cfg.ConfigureEndpoints(context);
+            });
+        });
+
+        services.AddHealthChecks().AddCheck<ModelLoadedHealthCheck>("model", tags: ["ready"]);
+
+        services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("mambast-worker", serviceInstanceId: configuration["Worker:WorkerId"] ?? Environment.MachineName))
+            .WithMetrics(m =>
+            {
+                m.AddMeter(StylizationMetrics.Name, "MassTransit").AddRuntimeInstrumentation();
+                if (OtlpConfigured(configuration)) m.AddOtlpExporter();
+            })
+            .WithTracing(t =>
+            {
+                t.AddSource(StylizationMetrics.Name, "MassTransit");
+                if (OtlpConfigured(configuration)) t.AddOtlpExporter();
+            });
+
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+
+        return builder;
+    }
+
+    /// <summary>/health/live: the process answers. /health/ready: model loaded and broker connected.</summary>
+    public static WebApplication MapWorkerHealthEndpoints(this WebApplication app)
+    {
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        return app;
+    }
+
+    private static bool OtlpConfigured(IConfiguration configuration) =>
+        !string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+}
+
+/// <summary>Resolves the model at start, so a bad model fails the process before any message is taken.</summary>
+internal sealed class ModelWarmup(IStyleTransfer model, ILogger<ModelWarmup> logger) : IHostedService
+{
+    public static volatile bool Loaded;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        logger.LogInformation("Model {ModelId} {ModelVersion} loaded", model.Model.Id, model.Model.Version);
+        Loaded = true;
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+internal sealed class ModelLoadedHealthCheck : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(ModelWarmup.Loaded ? HealthCheckResult.Healthy("model loaded") : HealthCheckResult.Unhealthy("model not loaded yet"));
+}
