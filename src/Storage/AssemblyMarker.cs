@@ -1,2 +1,0 @@
-namespace MambaSt.Batch.Storage;
-internal static class AssemblyMarker;

@@ -1,0 +1,293 @@
+using System.Text.Json;
+
+namespace MambaSt.Batch.Storage.Local;
+
+/// <summary>
+/// A folder used as a blob container: same names, listing, create-if-absent and metadata as Azure. Writes go to
+/// a hidden temp file in the target folder and are moved into place (without overwrite for create-if-absent), so
+/// readers never see half a file. Content type and metadata live in a hidden sidecar <c>.name.meta.json</c>,
+/// written after the data. Names that would leave the root (including through symbolic links) are refused.
+/// Thread-safe; concurrent writers of one name resolve to one winner.
+/// </summary>
+public sealed class LocalFolderStore : IBlobStore
+{
+    private const string SidecarSuffix = ".meta.json";
+    private readonly string _root;
+    private readonly int _pageSize;
+
+    public LocalFolderStore(string root, StorageOptions? options = null)
+    {
+        if (string.IsNullOrWhiteSpace(root) || root.Contains('\0'))
+        {
+            throw new StorageException(StorageErrorKind.InvalidName, "Local store root is empty or contains NUL.");
+        }
+
+        _root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
+        _pageSize = options?.ListPageSize ?? 1000;
+    }
+
+    public string Root => _root;
+
+    public string Description => _root;
+
+    public override string ToString() => Description;
+
+    public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken)
+    {
+        Guard(null, () => Directory.CreateDirectory(_root));
+        return Task.CompletedTask;
+    }
+
+    public async Task<BlobProperties> PutAsync(string name, Stream content, BlobWriteOptions? options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        options ??= new BlobWriteOptions();
+        var path = PathOf(name);
+        var metadata = AzureBlobs.AzureBlobStore.ValidateMetadata(options.Metadata);
+        var contentType = AzureBlobs.AzureBlobStore.ValidContentType(options.ContentType);
+        var directory = Path.GetDirectoryName(path)!;
+        Guard(name, () => Directory.CreateDirectory(directory));
+        PathOf(name);
+
+        var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        long length;
+        try
+        {
+            await using (var file = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Options = FileOptions.Asynchronous,
+                BufferSize = 1 << 16,
+            }))
+            {
+                await content.CopyToAsync(file, 1 << 16, cancellationToken).ConfigureAwait(false);
+                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+                length = file.Length;
+            }
+
+            try
+            {
+                File.Move(temp, path, overwrite: !options.IfAbsent);
+            }
+            catch (IOException) when (options.IfAbsent && (File.Exists(path) || Directory.Exists(path)))
+            {
+                throw new StorageException(StorageErrorKind.AlreadyExists, $"Local blob '{BlobName.Printable(name)}' in {_root} already exists.");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Translate(name, e);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+
+        await WriteSidecarAsync(path, new Sidecar { ContentType = contentType, Metadata = new(metadata) }, cancellationToken).ConfigureAwait(false);
+        return new BlobProperties
+        {
+            Name = name,
+            Length = length,
+            ContentType = contentType,
+            ETag = ETagOf(new FileInfo(path)),
+            LastModified = File.GetLastWriteTimeUtc(path),
+            Metadata = metadata,
+        };
+    }
+
+    public Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken) => AsTask(() =>
+    {
+        var path = PathOf(name);
+        return Guard<Stream>(name, () => new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.Open,
+            Access = FileAccess.Read,
+            Share = FileShare.Read | FileShare.Delete,
+            Options = FileOptions.Asynchronous | FileOptions.SequentialScan,
+            BufferSize = 1 << 16,
+        }));
+    });
+
+    public async Task<BlobProperties> GetPropertiesAsync(string name, CancellationToken cancellationToken)
+    {
+        var path = PathOf(name);
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            throw NotFound(name);
+        }
+
+        var sidecar = await ReadSidecarAsync(path, cancellationToken).ConfigureAwait(false);
+        return new BlobProperties
+        {
+            Name = name,
+            Length = info.Length,
+            ContentType = sidecar?.ContentType ?? "application/octet-stream",
+            ETag = ETagOf(info),
+            LastModified = info.LastWriteTimeUtc,
+            Metadata = sidecar?.Metadata is { } m ? new Dictionary<string, string>(m, StringComparer.OrdinalIgnoreCase) : new Dictionary<string, string>(),
+        };
+    }
+
+    public Task<BlobPage> ListPageAsync(string? prefix, string? continuationToken, int? pageSize, CancellationToken cancellationToken) =>
+        AsTask(() => ListPage(prefix, continuationToken, pageSize ?? _pageSize));
+
+    public Task<bool> DeleteAsync(string name, CancellationToken cancellationToken) => AsTask(() =>
+    {
+        var path = PathOf(name);
+        return Guard(name, () =>
+        {
+            if (!File.Exists(path)) return false;
+            File.Delete(path);
+            File.Delete(SidecarPath(path));
+            return true;
+        });
+    });
+
+    private BlobPage ListPage(string? prefix, string? continuationToken, int size)
+    {
+        prefix = BlobName.ValidatePrefix(prefix);
+        if (size < 1)
+        {
+            throw new StorageException(StorageErrorKind.InvalidRequest, $"Page size {size} is below 1.");
+        }
+
+        var startFolder = prefix.Contains('/') ? prefix[..prefix.LastIndexOf('/')] : "";
+        var start = startFolder.Length == 0 ? _root : PathOf(startFolder);
+        if (!Directory.Exists(start))
+        {
+            return new BlobPage { Items = [] };
+        }
+
+        var page = Guard(prefix, () => Directory
+            .EnumerateFiles(start, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 })
+            .Select(path => Path.GetRelativePath(_root, path).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(relative => relative.StartsWith(prefix, StringComparison.Ordinal)
+                && (continuationToken is null || string.CompareOrdinal(relative, continuationToken) > 0)
+                && !relative.Split('/').Any(segment => segment.StartsWith('.')))
+            .Order(StringComparer.Ordinal)
+            .Take(size + 1)
+            .ToList());
+
+        var items = page.Take(size).Select(relative =>
+        {
+            var info = new FileInfo(Path.Combine(_root, relative));
+            return new BlobItem { Name = relative, Length = info.Exists ? info.Length : 0, LastModified = info.LastWriteTimeUtc };
+        }).ToList();
+        return new BlobPage { Items = items, ContinuationToken = page.Count > size ? items[^1].Name : null };
+    }
+
+    /// <summary>The file for <paramref name="name"/>, refusing names that are invalid, reserved (a segment starting
+    /// with '.') or that reach outside the root through a symbolic link.</summary>
+    public string PathOf(string name)
+    {
+        BlobName.Validate(name);
+        if (name.Split('/').Any(s => s.StartsWith('.')))
+        {
+            throw new StorageException(StorageErrorKind.InvalidName, $"Refused blob name '{BlobName.Printable(name)}': segments starting with '.' are reserved in a local store.");
+        }
+
+        var path = Path.GetFullPath(Path.Combine(_root, name));
+        if (!path.StartsWith(_root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new StorageException(StorageErrorKind.InvalidName, $"Refused blob name '{BlobName.Printable(name)}': it leaves the root {_root}.");
+        }
+
+        var realRoot = RealPath(_root);
+        var current = _root;
+        foreach (var segment in name.Split('/'))
+        {
+            current = Path.Combine(current, segment);
+            FileSystemInfo info = Directory.Exists(current) ? new DirectoryInfo(current) : new FileInfo(current);
+            if (info.LinkTarget is null) continue;
+            var target = info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? "";
+            if (target != realRoot && !target.StartsWith(realRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw new StorageException(StorageErrorKind.InvalidName, $"Refused blob name '{BlobName.Printable(name)}': it goes through a symbolic link that leaves the root {_root}.");
+            }
+        }
+
+        return path;
+    }
+
+    private static string RealPath(string path)
+    {
+        var info = new DirectoryInfo(path);
+        return info.LinkTarget is null ? info.FullName : info.ResolveLinkTarget(true)?.FullName ?? info.FullName;
+    }
+
+    private static string SidecarPath(string path) => Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}{SidecarSuffix}");
+
+    private static string ETagOf(FileInfo info) => $"\"{info.LastWriteTimeUtc.Ticks:x}-{info.Length:x}\"";
+
+    private static async Task WriteSidecarAsync(string path, Sidecar sidecar, CancellationToken cancellationToken)
+    {
+        var sidecarPath = SidecarPath(path);
+        var temp = $"{sidecarPath}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            await File.WriteAllBytesAsync(temp, JsonSerializer.SerializeToUtf8Bytes(sidecar), cancellationToken).ConfigureAwait(false);
+            File.Move(temp, sidecarPath, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private static async Task<Sidecar?> ReadSidecarAsync(string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = File.OpenRead(SidecarPath(path));
+            return await JsonSerializer.DeserializeAsync<Sidecar>(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static Task<T> AsTask<T>(Func<T> action)
+    {
+        try
+        {
+            return Task.FromResult(action());
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<T>(e);
+        }
+    }
+
+    private T Guard<T>(string? name, Func<T> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Translate(name, e);
+        }
+    }
+
+    private StorageException Translate(string? name, Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => NotFound(name),
+        UnauthorizedAccessException => new StorageException(StorageErrorKind.Forbidden, $"Local blob '{BlobName.Printable(name)}' in {_root}: access denied.", null, e),
+        _ => new StorageException(StorageErrorKind.Unavailable, $"Local blob '{BlobName.Printable(name)}' in {_root}: {e.Message}", null, e),
+    };
+
+    private StorageException NotFound(string? name) =>
+        new(StorageErrorKind.NotFound, $"Local blob '{BlobName.Printable(name)}' not found in {_root}.");
+
+    private sealed class Sidecar
+    {
+        public string? ContentType { get; set; }
+
+        public Dictionary<string, string>? Metadata { get; set; }
+    }
+}

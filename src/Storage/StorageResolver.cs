@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Azure.Core;
+using MambaSt.Batch.Storage.AzureBlobs;
+using MambaSt.Batch.Storage.Local;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace MambaSt.Batch.Storage;
+
+/// <summary>A location string resolved to the store that holds it and the blob name (or prefix) inside.</summary>
+public sealed record StorageTarget(IBlobStore Store, string Name);
+
+/// <summary>Turns location strings from messages (ContentRef, StyleRef, OutputRef) into stores.</summary>
+public interface IStorageResolver
+{
+    /// <summary>Throws <see cref="StorageException"/> (InvalidName, NotConfigured) for a location it cannot serve.</summary>
+    StorageTarget Resolve(string location);
+}
+
+/// <summary>Caches one store per account/container (and SAS) or local root. Thread-safe.</summary>
+internal sealed class StorageResolver(IOptions<StorageOptions> options, IServiceProvider services, ILoggerFactory? loggerFactory = null) : IStorageResolver
+{
+    private readonly ConcurrentDictionary<string, IBlobStore> _stores = new(StringComparer.Ordinal);
+    private readonly Lazy<BlobAccount?> _defaultAccount = new(() => DefaultAccount(options.Value, services));
+
+    public StorageTarget Resolve(string location)
+    {
+        var parsed = StorageLocation.Parse(location);
+        return parsed.Kind == StorageLocationKind.Local ? ResolveLocal(parsed) : ResolveAzure(parsed);
+    }
+
+    private StorageTarget ResolveAzure(StorageLocation location)
+    {
+        BlobAccount account;
+        if (location.AccountEndpoint is null)
+        {
+            account = _defaultAccount.Value ?? throw new StorageException(
+                StorageErrorKind.NotConfigured,
+                $"'{location}' needs an Azure account: set Storage:ConnectionString, Storage:SasUrl or Storage:AccountUrl.");
+        }
+        else if (location.Sas is { } sas)
+        {
+            account = BlobAccount.WithSas(location.AccountEndpoint, sas);
+        }
+        else if (_defaultAccount.Value is { } configured && configured.Endpoint == location.AccountEndpoint)
+        {
+            account = configured;
+        }
+        else
+        {
+            throw new StorageException(
+                StorageErrorKind.NotConfigured,
+                $"'{location}' is on {location.AccountEndpoint}, which has no credential: use a SAS URL or configure that account in Storage.");
+        }
+
+        var key = $"az|{account.Endpoint}|{location.Container}|{(account.Sas is null ? "" : Hash(account.Sas.Signature))}";
+        var store = _stores.GetOrAdd(key, _ => new AzureBlobStore(
+            account, location.Container!, options.Value, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<AzureBlobStore>()));
+        return new StorageTarget(store, location.Path);
+    }
+
+    private StorageTarget ResolveLocal(StorageLocation location)
+    {
+        var configuredRoot = Path.GetFullPath(string.IsNullOrWhiteSpace(options.Value.LocalRoot) ? Environment.CurrentDirectory : options.Value.LocalRoot);
+        string root, name;
+        if (!Path.IsPathRooted(location.Path))
+        {
+            (root, name) = (configuredRoot, location.Path);
+        }
+        else
+        {
+            var full = Path.GetFullPath(location.Path);
+            if (full.StartsWith(configuredRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                (root, name) = (configuredRoot, Path.GetRelativePath(configuredRoot, full).Replace(Path.DirectorySeparatorChar, '/'));
+            }
+            else if (location.Path.EndsWith('/'))
+            {
+                (root, name) = (full, "");
+            }
+            else
+            {
+                (root, name) = (Path.GetDirectoryName(full) ?? full, Path.GetFileName(full));
+            }
+        }
+
+        if (location.Path.EndsWith('/') && name.Length > 0 && !name.EndsWith('/')) name += "/";
+        var store = _stores.GetOrAdd($"local|{root}", _ => new LocalFolderStore(root, options.Value));
+        return new StorageTarget(store, name);
+    }
+
+    private static BlobAccount? DefaultAccount(StorageOptions options, IServiceProvider services)
+    {
+        if (!string.IsNullOrWhiteSpace(options.ConnectionString)) return BlobAccount.FromConnectionString(options.ConnectionString);
+        if (!string.IsNullOrWhiteSpace(options.SasUrl)) return BlobAccount.FromSasUrl(options.SasUrl);
+        if (string.IsNullOrWhiteSpace(options.AccountUrl)) return null;
+        var endpoint = BlobAccount.ParseAccountUrl(options.AccountUrl, nameof(StorageOptions.AccountUrl));
+        return string.IsNullOrWhiteSpace(options.SasToken)
+            ? BlobAccount.WithToken(endpoint, services.GetRequiredService<TokenCredential>())
+            : BlobAccount.WithSas(endpoint, options.SasToken);
+    }
+
+    private static string Hash(string secret) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(secret)))[..16];
+}

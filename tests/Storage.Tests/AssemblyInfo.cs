@@ -1,0 +1,3 @@
+using MambaSt.Batch.Testing;
+
+[assembly: AssemblyFixture(typeof(LocalServices))]

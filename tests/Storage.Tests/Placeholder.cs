@@ -1,1 +1,0 @@
-namespace MambaSt.Batch.Storage.Tests;
