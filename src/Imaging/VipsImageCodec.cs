@@ -280,7 +280,10 @@ public sealed class VipsImageCodec : IImageCodec
             Timeout.InfiniteTimeSpan);
         try
         {
-            return image.ToPixels();
+            var pixels = image.ToPixels();
+
+            // libvips before 8.15 may not honour the kill flag in every sink: the deadline still holds.
+            return Volatile.Read(ref killed) == 1 ? throw DecodeTimeout() : pixels;
         }
         catch (VipsOperationException e)
         {
