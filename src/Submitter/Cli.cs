@@ -63,6 +63,13 @@ public sealed class Cli
             await _error.WriteLineAsync("canceled");
             return ExitCodes.Canceled;
         }
+        catch (MambaSt.Batch.Storage.StorageException ex)
+        {
+            await _error.WriteLineAsync($"error: storage: {ex.Message}");
+            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            return ex.Kind is MambaSt.Batch.Storage.StorageErrorKind.NotFound or MambaSt.Batch.Storage.StorageErrorKind.InvalidName
+                or MambaSt.Batch.Storage.StorageErrorKind.NotConfigured ? ExitCodes.UsageError : ExitCodes.Unreachable;
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             await _error.WriteLineAsync($"error: storage: {ex.Message}");

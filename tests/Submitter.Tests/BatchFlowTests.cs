@@ -181,7 +181,10 @@ public class BatchFlowTests(LocalServices services)
 
     private BrokerSettings Broker(string queue) => new() { Url = services.RabbitMqUri, Queue = queue };
 
-    private IHost RealWorker(string queue, string root)
+    private IHost RealWorker(string queue, string root) => RealWorker(services, queue, root, null);
+
+    /// <summary>The worker's pipeline and consumer (src/Processing) on RabbitMQ with the golden tiny model.</summary>
+    internal static IHost RealWorker(LocalServices services, string queue, string root, string? blobConnection)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -190,6 +193,7 @@ public class BatchFlowTests(LocalServices services)
             ["Worker:QueueName"] = queue,
             ["Worker:BatchTimeLimitMs"] = "50",
             ["Storage:LocalRoot"] = root,
+            ["Storage:ConnectionString"] = blobConnection,
         });
         builder.Logging.ClearProviders();
         builder.Services.AddStylizationPipeline(builder.Configuration);

@@ -28,6 +28,8 @@ public sealed class BlobArchiveStore : IArchiveStore
 
     public bool IsLocal => false;
 
+    public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken) => _store.CreateContainerIfMissingAsync(cancellationToken);
+
     public string RefFor(string relativePath) => relativePath.Length == 0 ? _refBase + _refQuery : $"{_refBase}/{relativePath}{_refQuery}";
 
     public async IAsyncEnumerable<ArchiveItem> ListAsync(string relativePrefix, [EnumeratorCancellation] CancellationToken cancellationToken)
