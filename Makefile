@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test demo services-up services-down golden bench clean
+.PHONY: help setup build test demo services-up services-down golden clean native bench-imaging bench-inference bench-pipeline bench-submit
 
 help:
 	@echo "make demo   - stylize the sample images with the bundled model, in process (no servers)"
@@ -13,7 +13,7 @@ help:
 setup:
 	@scripts/setup.sh
 
-build: setup
+build: setup native
 	dotnet build MambaSt.Batch.sln --configuration Release --nologo --verbosity quiet
 
 test: setup
@@ -34,3 +34,19 @@ golden:
 clean:
 	rm -rf artifacts out demo-output
 	find . -name bin -o -name obj -type d -prune -not -path './node_modules/*' -exec rm -rf {} +
+
+native:
+	@scripts/build-native.sh
+	@echo "built artifacts/native/libmambast_ops.so"
+
+bench-imaging: build
+	dotnet run -c Release --no-build --project benchmarks/Imaging
+
+bench-inference: build
+	dotnet run -c Release --no-build --project benchmarks/Inference -- --quick
+
+bench-pipeline: build
+	@eval "$$(scripts/services.sh up)" && dotnet run -c Release --no-build --project benchmarks/Pipeline
+
+bench-submit: build
+	@eval "$$(scripts/services.sh up)" && dotnet run -c Release --no-build --project benchmarks/Submit

@@ -32,7 +32,11 @@ fi
 
 if [[ -f native/CMakeLists.txt ]]; then
   echo "== native: custom-op library"
-  scripts/build-native.sh || status=1
+  if scripts/build-native.sh; then
+    ctest --test-dir artifacts/native --output-junit "$RESULTS/native-ctest.xml" --output-on-failure > /dev/null || status=1
+  else
+    status=1
+  fi
 fi
 
 echo "== dotnet build"
