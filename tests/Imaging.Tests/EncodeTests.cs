@@ -64,6 +64,29 @@ public sealed class EncodeTests
     }
 
     [Fact]
+    public void Gps_position_in_the_source_never_reaches_the_output()
+    {
+        var withGps = ImageCorpus.Save(
+            ImageCorpus.Quadrants(64, 32), 64, 32, 3, ".jpg[Q=90]",
+            v =>
+            {
+                using var gps = v.WithString("exif-ifd3-GPSLatitudeRef", "N");
+                return gps.WithString("exif-ifd0-Artist", "MAMBAST-MARKER");
+            });
+        ImageCorpus.HasExifGps(withGps).ShouldBeTrue("the corpus image must carry GPS for this test to mean anything");
+        Contains(withGps, "MAMBAST-MARKER"u8).ShouldBeTrue();
+
+        var decoded = Codec.Decode(withGps);
+        var stripped = Codec.Encode(decoded);
+        var kept = Codec.Encode(decoded, new EncodeOptions { KeepMetadata = true });
+
+        ImageCorpus.HasExifGps(stripped).ShouldBeFalse();
+        ImageCorpus.HasExifGps(kept).ShouldBeFalse();
+        Contains(stripped, "MAMBAST-MARKER"u8).ShouldBeFalse();
+        Contains(kept, "MAMBAST-MARKER"u8).ShouldBeFalse();
+    }
+
+    [Fact]
     public void Keep_metadata_embeds_only_an_srgb_profile()
     {
         var source = Codec.Decode(ImageCorpus.OrientedJpeg(6, 64, 32));

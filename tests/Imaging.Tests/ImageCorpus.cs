@@ -85,6 +85,14 @@ internal static class ImageCorpus
         return Save(stored, storedWidth, storedHeight, 3, ".jpg[Q=95]", v => v.WithInt("orientation", orientation));
     }
 
+    /// <summary>True when libvips finds a GPS field in the file's EXIF.</summary>
+    public static bool HasExifGps(byte[] encoded)
+    {
+        using var source = new VipsSource(encoded);
+        using var header = source.OpenHeader("");
+        return header.Has("exif-ifd3-GPSLatitudeRef");
+    }
+
     /// <summary>A 60000x60000 PNG in under 100 bytes: a valid IHDR, one tiny IDAT, IEND.</summary>
     public static byte[] PngBomb(int width = 60000, int height = 60000)
     {

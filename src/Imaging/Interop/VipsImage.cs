@@ -156,6 +156,15 @@ internal sealed class VipsImage : IDisposable
         return result;
     }
 
+    /// <summary>Returns a copy with a string metadata field set (e.g. "exif-ifd3-GPSLatitudeRef").</summary>
+    public VipsImage WithString(string field, string value)
+    {
+        var rc = VipsNative.Copy(handle, out var copy, IntPtr.Zero);
+        var result = Result(rc, copy, "vips_copy");
+        VipsNative.SetString(result.handle, field, value);
+        return result;
+    }
+
     public VipsImage Colourspace(int interpretation)
     {
         var rc = VipsNative.Colourspace(handle, out var output, interpretation, IntPtr.Zero);

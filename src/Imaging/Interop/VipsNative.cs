@@ -114,6 +114,9 @@ internal static class VipsNative
     [DllImport(Library, EntryPoint = "vips_image_set_int")]
     public static extern void SetInt(VipsImageHandle image, string name, int value);
 
+    [DllImport(Library, EntryPoint = "vips_image_set_string")]
+    public static extern void SetString(VipsImageHandle image, string name, string value);
+
     [DllImport(Library, EntryPoint = "vips_image_set_kill")]
     public static extern void SetKill(VipsImageHandle image, int kill);
 
