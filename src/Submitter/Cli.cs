@@ -20,6 +20,7 @@ public sealed class Cli
     private readonly TextWriter _error;
 
     private readonly Option<bool> _verbose = new("--verbose", "-v") { Description = "Print stack traces of errors.", Recursive = true };
+    private readonly Option<string?> _storageConnection = new("--storage-connection-string") { Description = "Azure Storage connection string for az:// locations (prefer the Storage__ConnectionString environment variable: a command line is visible to other users).", Recursive = true };
     private readonly Option<string?> _broker = new("--broker") { Description = "RabbitMQ URL (amqp://user:pass@host:port/vhost). Default: Broker__Url, else amqp://localhost:5672/." };
     private readonly Option<string?> _queue = new("--queue") { Description = "The worker's queue. Default: Worker__QueueName, else stylize-image." };
     private readonly Option<string> _batchId = new("--batch-id") { Description = "The batch id printed by submit.", Required = true };
@@ -48,6 +49,7 @@ public sealed class Cli
             return ExitCodes.UsageError;
         }
 
+        if (parse.GetValue(_storageConnection) is { Length: > 0 } connection) Environment.SetEnvironmentVariable("Storage__ConnectionString", connection);
         try
         {
             return await parse.InvokeAsync(new InvocationConfiguration { Output = _out, Error = _error, EnableDefaultExceptionHandler = false }, cancellationToken);
@@ -88,6 +90,7 @@ public sealed class Cli
     {
         var root = new RootCommand("mambast: stylize photo archives with Mamba-ST, on RabbitMQ workers (submit, watch, report, retry-failed) or in process (stylize).");
         root.Options.Add(_verbose);
+        root.Options.Add(_storageConnection);
         root.Subcommands.Add(SubmitCommand());
         root.Subcommands.Add(WatchCommand());
         root.Subcommands.Add(ReportCommand());
