@@ -57,6 +57,41 @@ public class WorkerChaosTests(LocalServices services)
     }
 
     [Fact]
+    public async Task SIGTERM_finishes_the_batch_in_hand_stops_cleanly_and_loses_nothing()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var h = new PipelineHarness(services);
+        await h.StartListeningAsync(ct);
+        await h.UploadAsync("styles/style.jpg", h.MakeJpeg(9, 48, 48), ct);
+        var jobs = new List<StylizeImage>();
+        for (var i = 0; i < 24; i++)
+        {
+            await h.UploadAsync($"in/{i:D3}.jpg", h.MakeJpeg(i, 192, 144), ct);
+            jobs.Add(h.Job($"in/{i:D3}.jpg", seed: i));
+        }
+
+        var settings = h.WorkerSettings(new() { ["Worker__BatchMessageLimit"] = "2", ["Worker__PrefetchCount"] = "4" });
+        var first = WorkerProcess.Start(settings);
+        await h.SendAsync(jobs, ct);
+        var deadline = DateTime.UtcNow + Patience;
+        while (h.Completed.Count < 2 && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
+        first.Terminate();
+        var exitCode = await first.WaitForExitAsync(TimeSpan.FromSeconds(40));
+        var doneAtStop = h.DistinctOutcomes;
+        var firstLog = first.Log;
+        await first.DisposeAsync();
+        exitCode.ShouldBe(0, firstLog);
+        doneAtStop.ShouldBeLessThan(24, "SIGTERM must land in the middle of the run");
+
+        await using var second = WorkerProcess.Start(settings);
+        await h.WaitForOutcomesAsync(24, Patience, () => second.Log, ct);
+
+        h.Failed.ShouldBeEmpty();
+        h.Completed.Select(c => c.JobId).Distinct().Count().ShouldBe(24);
+        (await h.OutputsAsync(ct)).Count.ShouldBe(24);
+    }
+
+    [Fact]
     public async Task The_worker_reconnects_after_RabbitMQ_restarts_and_finishes()
     {
         var ct = TestContext.Current.CancellationToken;
