@@ -77,7 +77,7 @@ public sealed class StyleEncoding
 {
     private readonly float[] _tokens;
 
-    internal StyleEncoding(float[] tokens, int gridHeight, int gridWidth, int dModel, string modelId)
+    public StyleEncoding(float[] tokens, int gridHeight, int gridWidth, int dModel, string modelId)
     {
         if (tokens.Length != gridHeight * gridWidth * dModel)
         {
