@@ -40,7 +40,7 @@ native:
 	@echo "built artifacts/native/libmambast_ops.so"
 
 bench-imaging: build
-	dotnet run -c Release --no-build --project benchmarks/Imaging
+	dotnet run -c Release --no-build --project benchmarks/Imaging -- 5
 
 bench-inference: build
 	dotnet run -c Release --no-build --project benchmarks/Inference -- --quick
@@ -49,4 +49,4 @@ bench-pipeline: build
 	@eval "$$(scripts/services.sh up)" && dotnet run -c Release --no-build --project benchmarks/Pipeline
 
 bench-submit: build
-	@eval "$$(scripts/services.sh up)" && dotnet run -c Release --no-build --project benchmarks/Submit
+	@eval "$$(scripts/services.sh up)" && dotnet run -c Release --no-build --project benchmarks/Submit -- 10000 1 32 256
