@@ -1,6 +1,6 @@
 """Run exported graphs with ONNX Runtime from Python, without the onnxruntime wheel.
 
-Builds model/tools/ort_run.cpp against the libonnxruntime.so and C API headers that the repository's
+Builds native/tools/mambast_ort_run.cpp (the same runner the fused-op tests use, without --ops) against the libonnxruntime.so and C API headers that the repository's
 npm dependency `com.github.asus4.onnxruntime` ships (node_modules/). Tests skip when unavailable.
 Override the locations with MAMBAST_ORT_LIB (folder of libonnxruntime.so) and MAMBAST_ORT_INCLUDE.
 """
@@ -32,7 +32,7 @@ def _paths():
 def runner() -> Path | None:
     """Path of the compiled runner, building it if needed; None if ORT or a compiler is missing."""
     lib, inc = _paths()
-    src = MODEL_DIR / "tools" / "ort_run.cpp"
+    src = REPO / "native" / "tools" / "mambast_ort_run.cpp"
     if _BIN.exists() and _BIN.stat().st_mtime >= src.stat().st_mtime:
         return _BIN
     cxx = shutil.which("g++") or shutil.which("c++")
