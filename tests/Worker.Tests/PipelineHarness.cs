@@ -132,6 +132,20 @@ internal sealed class PipelineHarness : IAsyncDisposable
         await Store.PutAsync(name, stream, new BlobWriteOptions { ContentType = "image/jpeg" }, ct);
     }
 
+    /// <summary>Uploads a style and <paramref name="count"/> distinct photos; returns one job per photo (seed = index).</summary>
+    public async Task<List<StylizeImage>> UploadJobsAsync(int count, int width, int height, CancellationToken ct)
+    {
+        await UploadAsync("styles/style.jpg", MakeJpeg(count + 1000, 48, 48), ct);
+        var jobs = new List<StylizeImage>();
+        for (var i = 0; i < count; i++)
+        {
+            await UploadAsync($"in/{i:D3}.jpg", MakeJpeg(i, width, height), ct);
+            jobs.Add(Job($"in/{i:D3}.jpg", seed: i));
+        }
+
+        return jobs;
+    }
+
     public StylizeImage Job(string contentName, string styleName = "styles/style.jpg", long seed = 1) => new()
     {
         JobId = Guid.NewGuid(),

@@ -17,13 +17,7 @@ public class WorkerChaosTests(LocalServices services)
         var ct = TestContext.Current.CancellationToken;
         await using var h = new PipelineHarness(services);
         await h.StartListeningAsync(ct);
-        await h.UploadAsync("styles/style.jpg", h.MakeJpeg(7, 48, 48), ct);
-        var jobs = new List<StylizeImage>();
-        for (var i = 0; i < 40; i++)
-        {
-            await h.UploadAsync($"in/{i:D3}.jpg", h.MakeJpeg(i, 192, 144), ct);
-            jobs.Add(h.Job($"in/{i:D3}.jpg", seed: i));
-        }
+        var jobs = await h.UploadJobsAsync(40, 192, 144, ct);
 
         var settings = h.WorkerSettings(new() { ["Worker__BatchMessageLimit"] = "2", ["Worker__PrefetchCount"] = "4" });
         var first = WorkerProcess.Start(settings);
@@ -62,13 +56,7 @@ public class WorkerChaosTests(LocalServices services)
         var ct = TestContext.Current.CancellationToken;
         await using var h = new PipelineHarness(services);
         await h.StartListeningAsync(ct);
-        await h.UploadAsync("styles/style.jpg", h.MakeJpeg(9, 48, 48), ct);
-        var jobs = new List<StylizeImage>();
-        for (var i = 0; i < 24; i++)
-        {
-            await h.UploadAsync($"in/{i:D3}.jpg", h.MakeJpeg(i, 192, 144), ct);
-            jobs.Add(h.Job($"in/{i:D3}.jpg", seed: i));
-        }
+        var jobs = await h.UploadJobsAsync(24, 192, 144, ct);
 
         var settings = h.WorkerSettings(new() { ["Worker__BatchMessageLimit"] = "2", ["Worker__PrefetchCount"] = "4" });
         var first = WorkerProcess.Start(settings);
@@ -98,13 +86,7 @@ public class WorkerChaosTests(LocalServices services)
         await using var broker = await PrivateRabbitMq.StartAsync(services, ct);
         await using var h = new PipelineHarness(services, broker.Url, autoDeleteObserver: false);
         await h.StartListeningAsync(ct);
-        await h.UploadAsync("styles/style.jpg", h.MakeJpeg(3, 48, 48), ct);
-        var jobs = new List<StylizeImage>();
-        for (var i = 0; i < 30; i++)
-        {
-            await h.UploadAsync($"in/{i:D3}.jpg", h.MakeJpeg(i, 192, 144), ct);
-            jobs.Add(h.Job($"in/{i:D3}.jpg", seed: i));
-        }
+        var jobs = await h.UploadJobsAsync(30, 192, 144, ct);
 
         await using var worker = WorkerProcess.Start(h.WorkerSettings(new() { ["Worker__BatchMessageLimit"] = "2", ["Worker__PrefetchCount"] = "4" }));
         await h.SendAsync(jobs, ct);

@@ -16,13 +16,7 @@ public class WorkerEndToEndTests(LocalServices services)
         var ct = TestContext.Current.CancellationToken;
         await using var h = new PipelineHarness(services);
         await h.StartListeningAsync(ct);
-        await h.UploadAsync("styles/style.jpg", h.MakeJpeg(99, 40, 40), ct);
-        var jobs = new List<StylizeImage>();
-        for (var i = 0; i < 50; i++)
-        {
-            await h.UploadAsync($"in/{i:D3}.jpg", h.MakeJpeg(i), ct);
-            jobs.Add(h.Job($"in/{i:D3}.jpg", seed: i));
-        }
+        var jobs = await h.UploadJobsAsync(50, 64, 48, ct);
 
         await using var worker = WorkerProcess.Start(h.WorkerSettings());
         await h.SendAsync(jobs, ct);
