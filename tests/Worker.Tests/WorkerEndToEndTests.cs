@@ -95,4 +95,49 @@ public class WorkerEndToEndTests(LocalServices services)
         var after = await h.Store.GetPropertiesAsync("out/a.png", ct);
         after.ETag.ShouldBe(before.ETag);
     }
+
+    [Fact]
+    public async Task Health_endpoints_report_live_and_ready_once_the_model_is_loaded_and_the_bus_connected()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var h = new PipelineHarness(services);
+        var settings = h.WorkerSettings();
+        await using var worker = WorkerProcess.Start(settings);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{settings["Health__Port"]}") };
+
+        var deadline = DateTime.UtcNow + Patience;
+        HttpResponseMessage? ready = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                ready = await http.GetAsync("/health/ready", ct);
+                if (ready.IsSuccessStatusCode) break;
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(250, ct);
+        }
+
+        ready.ShouldNotBeNull(worker.Log);
+        ready.StatusCode.ShouldBe(System.Net.HttpStatusCode.OK, worker.Log);
+        (await http.GetAsync("/health/live", ct)).StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
+    }
+
+    [Theory]
+    [InlineData("Worker__BatchMessageLimit", "0", "BatchMessageLimit")]
+    [InlineData("Broker__Url", "http://not-a-broker/", "Broker:Url")]
+    [InlineData("Inference__ModelDirectory", "/nonexistent/model", "/nonexistent/model")]
+    public async Task A_bad_setting_stops_the_worker_at_start_with_a_message_naming_it(string key, string value, string named)
+    {
+        await using var h = new PipelineHarness(services);
+        await using var worker = WorkerProcess.Start(h.WorkerSettings(new() { [key] = value }));
+
+        var exitCode = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        exitCode.ShouldNotBe(0);
+        worker.Log.ShouldContain(named);
+    }
 }
