@@ -75,14 +75,6 @@ public record BlobPage
     public string? ContinuationToken { get; init; }
 }
 
-/// <summary>Metadata names the pipeline writes on every output.</summary>
-public static class BlobMetadataKeys
-{
-    public const string JobId = "jobid";
-    public const string ModelVersion = "modelversion";
-    public const string StyleHash = "stylehash";
-}
-
 public static class BlobStoreExtensions
 {
     /// <summary>Every blob under <paramref name="prefix"/>, page after page.</summary>

@@ -19,7 +19,7 @@ public sealed class AzureBlobStoreTests(LocalServices services) : BlobStoreContr
         });
         var store = await TestStores.AzureAsync(services.BlobConnectionString, options, handler);
         var data = TestStores.Bytes(9 * 1024 * 1024 + 123, 7);
-        var metadata = new Dictionary<string, string> { [BlobMetadataKeys.JobId] = "j-1" };
+        var metadata = new Dictionary<string, string> { ["mambast_job_id"] = "j-1" };
 
         await store.PutAsync("big/seekable.bin", new MemoryStream(data), new BlobWriteOptions { ContentType = "image/tiff", Metadata = metadata, IfAbsent = true }, Ct);
         await store.PutAsync("big/stream.bin", new ForwardOnlyStream(data), null, Ct);
@@ -30,7 +30,7 @@ public sealed class AzureBlobStoreTests(LocalServices services) : BlobStoreContr
         (await TestStores.ReadAllAsync(store, "big/stream.bin")).ShouldBe(data);
         var properties = await store.GetPropertiesAsync("big/seekable.bin", Ct);
         properties.ContentType.ShouldBe("image/tiff");
-        properties.Metadata[BlobMetadataKeys.JobId].ShouldBe("j-1");
+        properties.Metadata["mambast_job_id"].ShouldBe("j-1");
         var again = await Should.ThrowAsync<StorageException>(() =>
             store.PutAsync("big/seekable.bin", new MemoryStream(data), new BlobWriteOptions { IfAbsent = true }, Ct));
         again.Kind.ShouldBe(StorageErrorKind.AlreadyExists);

@@ -84,9 +84,9 @@ public abstract class BlobStoreContract
         var jobId = Guid.NewGuid().ToString();
         var metadata = new Dictionary<string, string>
         {
-            [BlobMetadataKeys.JobId] = jobId,
-            [BlobMetadataKeys.ModelVersion] = "mamba-st-1.2.0",
-            [BlobMetadataKeys.StyleHash] = "sha256:0f3a9c",
+            ["mambast_job_id"] = jobId,
+            ["mambast_model_version"] = "mamba-st-1.2.0",
+            ["mambast_style_hash"] = "sha256:0f3a9c",
         };
 
         await store.PutAsync("meta/o.png", new MemoryStream([9, 8, 7]), new BlobWriteOptions { ContentType = "image/png", Metadata = metadata }, Ct);
@@ -94,9 +94,9 @@ public abstract class BlobStoreContract
 
         properties.ContentType.ShouldBe("image/png");
         properties.Length.ShouldBe(3);
-        properties.Metadata[BlobMetadataKeys.JobId].ShouldBe(jobId);
-        properties.Metadata[BlobMetadataKeys.ModelVersion].ShouldBe("mamba-st-1.2.0");
-        properties.Metadata[BlobMetadataKeys.StyleHash].ShouldBe("sha256:0f3a9c");
+        properties.Metadata["mambast_job_id"].ShouldBe(jobId);
+        properties.Metadata["mambast_model_version"].ShouldBe("mamba-st-1.2.0");
+        properties.Metadata["mambast_style_hash"].ShouldBe("sha256:0f3a9c");
         properties.Metadata.Count.ShouldBe(3);
     }
 
