@@ -27,7 +27,8 @@ public static class WorkerHostExtensions
         services.AddRabbitMqRedelivery();
 
         // Load the model before the bus starts taking messages (hosted services start in order).
-        services.AddHostedService<ModelWarmup>();
+        services.AddSingleton<ModelWarmup>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelWarmup>());
 
         var stopTimeout = TimeSpan.FromSeconds(configuration.GetValue("Worker:StopTimeoutSeconds", 120));
         services.Configure<HostOptions>(o => o.ShutdownTimeout = stopTimeout + TimeSpan.FromSeconds(10));
@@ -94,20 +95,22 @@ public static class WorkerHostExtensions
 /// <summary>Resolves the model at start, so a bad model fails the process before any message is taken.</summary>
 internal sealed class ModelWarmup(IStyleTransfer model, ILogger<ModelWarmup> logger) : IHostedService
 {
-    public static volatile bool Loaded;
+    private volatile bool _loaded;
+
+    public bool Loaded => _loaded;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         logger.LogInformation("Model {ModelId} {ModelVersion} loaded", model.Model.Id, model.Model.Version);
-        Loaded = true;
+        _loaded = true;
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
-internal sealed class ModelLoadedHealthCheck : IHealthCheck
+internal sealed class ModelLoadedHealthCheck(ModelWarmup warmup) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(ModelWarmup.Loaded ? HealthCheckResult.Healthy("model loaded") : HealthCheckResult.Unhealthy("model not loaded yet"));
+        Task.FromResult(warmup.Loaded ? HealthCheckResult.Healthy("model loaded") : HealthCheckResult.Unhealthy("model not loaded yet"));
 }
