@@ -97,6 +97,26 @@ void RunOne(void* data, size_t i) {
   mambast::RunItems(*job->args, job->isa, static_cast<int64_t>(i), static_cast<int64_t>(i) + 1);
 }
 
+// Checks the inputs against the attributes, allocates y and points `a` at the tensors. `empty` is set
+// when there is nothing to compute (zero batch or length); shared by the CPU and CUDA kernels.
+Ort::Status BindArgs(Attrs& attrs, const Tensor<float>& u, const Tensor<float>& delta, const Tensor<float>& A,
+                     const Tensor<float>& B, const Tensor<float>& C, const Tensor<float>& D,
+                     const Tensor<float>& bias, Tensor<float>& y, mambast::ScanArgs& a, bool& empty) {
+  std::string msg = attrs.Check(u, delta, A, B, C, D, bias, a);
+  if (!msg.empty()) return Ort::Status(msg.c_str(), ORT_INVALID_ARGUMENT);
+  a.y = y.Allocate(u.Shape());
+  empty = a.batch == 0 || a.length == 0;
+  if (empty) return Ort::Status(nullptr);
+  a.u = u.Data();
+  a.delta = delta.Data();
+  a.A = A.Data();
+  a.B = B.Data();
+  a.C = C.Data();
+  a.D = D.Data();
+  a.delta_bias = bias.Data();
+  return Ort::Status(nullptr);
+}
+
 struct SelectiveScanCpu {
   Attrs attrs;
   SelectiveScanCpu(const OrtApi*, const OrtKernelInfo* info) : attrs(info) {}
@@ -105,17 +125,9 @@ struct SelectiveScanCpu {
                       const Tensor<float>& A, const Tensor<float>& B, const Tensor<float>& C,
                       const Tensor<float>& D, const Tensor<float>& bias, Tensor<float>& y) {
     mambast::ScanArgs a{};
-    std::string msg = attrs.Check(u, delta, A, B, C, D, bias, a);
-    if (!msg.empty()) return Ort::Status(msg.c_str(), ORT_INVALID_ARGUMENT);
-    a.y = y.Allocate(u.Shape());
-    if (a.batch == 0 || a.length == 0) return Ort::Status(nullptr);
-    a.u = u.Data();
-    a.delta = delta.Data();
-    a.A = A.Data();
-    a.B = B.Data();
-    a.C = C.Data();
-    a.D = D.Data();
-    a.delta_bias = bias.Data();
+    bool empty = false;
+    Ort::Status bound = BindArgs(attrs, u, delta, A, B, C, D, bias, y, a, empty);
+    if (!bound.IsOK() || empty) return bound;
     const mambast::Isa isa = mambast::SelectIsa();
     const int64_t items = mambast::WorkItems(a, isa);
     ParallelJob job{&a, isa};
@@ -138,17 +150,9 @@ struct SelectiveScanCuda {
                       const Tensor<float>& A, const Tensor<float>& B, const Tensor<float>& C,
                       const Tensor<float>& D, const Tensor<float>& bias, Tensor<float>& y) {
     mambast::ScanArgs a{};
-    std::string msg = attrs.Check(u, delta, A, B, C, D, bias, a);
-    if (!msg.empty()) return Ort::Status(msg.c_str(), ORT_INVALID_ARGUMENT);
-    a.y = y.Allocate(u.Shape());
-    if (a.batch == 0 || a.length == 0) return Ort::Status(nullptr);
-    a.u = u.Data();
-    a.delta = delta.Data();
-    a.A = A.Data();
-    a.B = B.Data();
-    a.C = C.Data();
-    a.D = D.Data();
-    a.delta_bias = bias.Data();
+    bool empty = false;
+    Ort::Status bound = BindArgs(attrs, u, delta, A, B, C, D, bias, y, a, empty);
+    if (!bound.IsOK() || empty) return bound;
     void* stream = Ort::KernelContext(ctx).GetGPUComputeStream();
     std::string err = mambast::cuda::LaunchSelectiveScan(a, stream);
     if (!err.empty()) return Ort::Status(err.c_str(), ORT_EP_FAIL);
