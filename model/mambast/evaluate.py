@@ -5,7 +5,9 @@
         --size 256 --max-content 5 --max-style 4 --out ../artifacts/eval
 
 Methods: `content` (the unchanged content image), `reinhard` (per-channel mean/std transfer in CIE
-Lab, Reinhard et al. 2001) and `model` (PyTorch, style index seed 0, strength 1, clamped to [0, 1]).
+Lab, Reinhard et al. 2001) and each model (PyTorch, style index seed 0, strength 1, clamped to
+[0, 1]); `--checkpoint A.pt v2=B.pt` evaluates several checkpoints in one run (label=path names
+a row; a bare path is `model`, or its file stem when there are several).
 Metrics, averaged over all content x style pairs:
 * content structure (higher = more of the content kept): `ssim` (11x11 Gaussian window, sigma 1.5,
   on luma) and `edge_corr` (Pearson correlation of Sobel gradient magnitudes), output vs content;
@@ -13,7 +15,7 @@ Metrics, averaged over all content x style pairs:
   RGB-uv log-chroma histograms (Afifi et al., HistoGAN 2021; intensity-weighted, 64x64 bins over
   [-3, 3] for each of the three reference channels) of output and style, and `gram`, the mean over
   relu1_1..relu5_1 of ||G(out) - G(style)||_F / ||G(style)||_F under the fixed random VGG-19.
-Writes results.json, table.md and contact_sheet.png (content | style | reinhard | model) to --out.
+Writes results.json, table.md and contact_sheet.png (content | style | reinhard | each model) to --out.
 """
 from __future__ import annotations
 
@@ -155,24 +157,27 @@ def load_square(path, size: int) -> torch.Tensor:
 
 
 def evaluate(model, contents, styles, vgg, sheet_rows: int = 6, log=print):
-    """model: MambaST or None; contents/styles: lists of [3, H, W]. -> (means, per-pair rows, sheet)."""
-    methods = ["content", "reinhard"] + (["model"] if model is not None else [])
+    """model: MambaST, {label: MambaST} or None; contents/styles: lists of [3, H, W].
+    -> (means, per-pair rows, sheet)."""
+    models = model if isinstance(model, dict) else ({} if model is None else {"model": model})
+    methods = ["content", "reinhard"] + list(models)
+    ncol = 3 + max(1, len(models))
     rows, sheet = [], []
     for ci, c in enumerate(contents):
         for si, s in enumerate(styles):
             t0 = time.time()
             outs = {"content": c, "reinhard": reinhard(c, s)}
-            if model is not None:
+            for label, m in models.items():
                 with torch.no_grad():
-                    outs["model"] = model(c[None], s[None], seed=0)[0].clamp(0, 1)
+                    outs[label] = m(c[None], s[None], seed=0)[0].clamp(0, 1)
             for m in methods:
                 rows.append({"content": ci, "style": si, "method": m, **score(vgg, outs[m], c, s)})
-            if len(sheet) < sheet_rows * 4:
-                sheet += [c, s, outs["reinhard"], outs.get("model", c)]
+            if len(sheet) < sheet_rows * ncol:
+                sheet += [c, s, outs["reinhard"]] + ([outs[label] for label in models] or [c])
             log(f"pair c{ci} s{si}: {time.time() - t0:.1f} s")
     means = {m: {k: sum(r[k] for r in rows if r["method"] == m) / sum(r["method"] == m for r in rows)
                  for k in METRICS} for m in methods}
-    return means, rows, grid(sheet, ncol=4) if sheet else None
+    return means, rows, grid(sheet, ncol=ncol) if sheet else None
 
 
 def table(means) -> str:
@@ -186,7 +191,8 @@ def table(means) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mambast.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="trained checkpoint (train.py last.pt); omit for baselines only")
+    p.add_argument("--checkpoint", nargs="*", default=[], metavar="[LABEL=]PATH",
+                   help="trained checkpoints (train.py last.pt), each optionally labelled; omit for baselines only")
     p.add_argument("--content", nargs="+", required=True)
     p.add_argument("--style", nargs="+", required=True)
     p.add_argument("--size", type=int, default=256, help="images are resized to size x size (multiple of 8)")
@@ -203,12 +209,18 @@ def main(argv=None):
     cf, sf = cf[:a.max_content or None], sf[:a.max_style or None]
     contents = [load_square(f, a.size) for f in cf]
     styles = [load_square(f, a.size) for f in sf]
-    model, prov = None, "baselines only"
-    if a.checkpoint:
+    models, provs = {}, []
+    for spec in a.checkpoint:
         from .checkpoint import load_trained
-        model, prov = load_trained(a.checkpoint, scan_variant="sequential")
+        label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        label = label or ("model" if len(a.checkpoint) == 1 else Path(path).stem)
+        if label in models or label in ("content", "reinhard"):
+            raise SystemExit(f"duplicate or reserved label {label!r}: name checkpoints LABEL=PATH")
+        models[label], prov = load_trained(path, scan_variant="stacked")
+        provs.append(f"{label}: {prov}")
+    prov = "; ".join(provs) or "baselines only"
     vgg = random_vgg(a.vgg_seed)
-    means, rows, sheet = evaluate(model, contents, styles, vgg)
+    means, rows, sheet = evaluate(models, contents, styles, vgg)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     text = table(means)

@@ -19,6 +19,10 @@ signature follows mamba_ssm's ``selective_scan_fn(u, delta, A, B, C, D, delta_bi
 * ``reference``  plain per-token Python loop in float64 (tests only).
 * ``sequential`` per-token recurrence; mirrors, op for op, the ONNX ``Loop`` over tokens.
 * ``parallel``   chunked two-level scan; mirrors, op for op, the ONNX graph of ``--scan parallel``.
+* ``stacked``    ``sequential`` with the per-token inputs taken by one ``unbind`` per tensor: the
+  backward pass then does one ``stack`` instead of a zero-filled full-size gradient per token
+  slice (O(L) instead of O(L^2) memory traffic). Same function up to fp32 rounding; what
+  training uses on CPU (not exported).
 * ``export``     emits a placeholder node ``mambast::SelectiveScan`` while tracing for ONNX export;
   `mambast.onnx_graph.expand_scans` later replaces it by the sequential or parallel ONNX subgraph
   (and a later fused custom op can simply keep the node).
@@ -28,7 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-VARIANTS = ("reference", "sequential", "parallel", "export")
+VARIANTS = ("reference", "sequential", "stacked", "parallel", "export")
 DEFAULT_CHUNK = 32
 
 
@@ -36,6 +40,8 @@ def selective_scan(u, delta, A, B, C, D, delta_bias, delta_softplus=True,
                    scan_variant="parallel", chunk=DEFAULT_CHUNK):
     if scan_variant == "sequential":
         return scan_sequential(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    if scan_variant == "stacked":
+        return scan_stacked(u, delta, A, B, C, D, delta_bias, delta_softplus)
     if scan_variant == "parallel":
         return scan_parallel(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk)
     if scan_variant == "reference":
@@ -86,6 +92,27 @@ def scan_sequential(u, delta, A, B, C, D, delta_bias, delta_softplus=True):
         ys.append((h * C4).sum(3).reshape(b, kd))
     y = torch.stack(ys, -1) if ys else u.new_zeros(b, kd, 0)
     return y + D.unsqueeze(1) * u
+
+
+def scan_stacked(u, delta, A, B, C, D, delta_bias, delta_softplus=True):
+    """`sequential` with the per-token inputs taken by one ``unbind`` per tensor (not L slices)."""
+    b, kd, length = u.shape
+    k, n = B.shape[1], A.shape[1]
+    din = kd // k
+    if length == 0:
+        return D.unsqueeze(1) * u
+    dt = _delta(delta, delta_bias, delta_softplus)
+    A4 = A.reshape(1, k, din, n)
+    du = (dt * u).reshape(b, k, din, 1, length).unbind(-1)
+    dts = dt.reshape(b, k, din, 1, length).unbind(-1)
+    Bs = B.unsqueeze(2).unbind(-1)
+    Cs = C.unsqueeze(2).unbind(-1)
+    h = u.new_zeros(b, k, din, n)
+    ys = []
+    for d4, du4, B4, C4 in zip(dts, du, Bs, Cs):
+        h = torch.exp(d4 * A4) * h + du4 * B4
+        ys.append((h * C4).sum(3))
+    return torch.stack(ys, -1).reshape(b, kd, length) + D.unsqueeze(1) * u
 
 
 def _shift(x, off):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -28,11 +29,35 @@ from .model import build_model
 from .vgg import perceptual_vgg
 
 
+class LrSchedule:
+    """Learning rate per iteration: constant `lr` before `start`; from `start`, a linear warm-up over
+    `warmup` iterations from lr/10 to `lr`, then a cosine decay to `final` at iteration `end`.
+    `final` = `lr` (the default) keeps it constant (the authors' recipe: Adam, lr 1e-4)."""
+
+    def __init__(self, lr: float, final: float | None = None, start: int = 0, warmup: int = 0, end: int = 0):
+        self.lr, self.final, self.start, self.warmup, self.end = lr, lr if final is None else final, start, warmup, end
+        if self.lr <= 0 or self.final <= 0:
+            raise ValueError(f"learning rates must be positive, got --lr {lr} --lr-final {final}")
+        if self.final != self.lr and self.end <= self.start + self.warmup:
+            raise ValueError(f"--iters {end} must be past --schedule-start {start} + --warmup {warmup} to decay")
+
+    def __call__(self, iteration: int) -> float:
+        i = iteration - self.start
+        if i < 0:
+            return self.lr
+        if i < self.warmup:
+            return self.lr * (0.1 + 0.9 * i / self.warmup)
+        if self.final == self.lr:
+            return self.lr
+        t = min(1.0, (i - self.warmup) / (self.end - self.start - self.warmup))
+        return self.final + 0.5 * (self.lr - self.final) * (1 + math.cos(math.pi * t))
+
+
 class Trainer:
     def __init__(self, config: str = "small", content: ImagePool | None = None, style: ImagePool | None = None,
                  crop: int = 64, batch: int = 4, lr: float = 1e-4, device: str = "cpu", seed: int = 0,
                  scan: str = "sequential", vgg_path=None, vgg_seed: int = 0, jitter: float = 0.15,
-                 max_scale: float = 2.5, data_note: str = ""):
+                 max_scale: float = 2.5, data_note: str = "", schedule: LrSchedule | None = None):
         if crop % 8 or crop < 16:
             raise ValueError(f"--crop must be a multiple of 8 and >= 16, got {crop}")
         self.device = torch.device(device)
@@ -40,6 +65,8 @@ class Trainer:
         self.model = build_model(self.cfg, seed=seed, scan_variant=scan).to(self.device).train()
         self.vgg = perceptual_vgg(vgg_path, vgg_seed).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.schedule = schedule or LrSchedule(lr)
+        self.skipped = 0
         self.gen = torch.Generator().manual_seed(seed + 1)
         self.content, self.style = content, style
         self.crop, self.batch, self.jitter, self.max_scale = crop, batch, jitter, max_scale
@@ -47,7 +74,8 @@ class Trainer:
         self.train_seconds = 0.0
         self.data_note = data_note
         self.settings = dict(config=config, crop=crop, batch=batch, lr=lr, seed=seed, scan=scan,
-                             vgg=self.vgg.description, jitter=jitter, max_scale=max_scale)
+                             vgg=self.vgg.description, jitter=jitter, max_scale=max_scale,
+                             schedule=dict(vars(self.schedule)))
 
     def next_batch(self):
         c = self.content.sample(self.batch, self.crop, self.gen, self.max_scale, self.jitter)
@@ -76,14 +104,23 @@ class Trainer:
         c, s = self.next_batch()
         seeds = [int(x) for x in torch.randint(0, 2 ** 62, (3 * c.shape[0],), generator=self.gen)]
         parts, out = self.losses(c, s, seeds)
+        lr = self.schedule(self.iteration)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
-        parts["total"].backward()
-        self.opt.step()
+        if torch.isfinite(parts["total"]):
+            parts["total"].backward()
+            self.opt.step()
+            self.skipped = 0
+        else:  # never let one bad batch poison the weights or the Adam moments
+            self.skipped += 1
+            if self.skipped >= 10:
+                raise FloatingPointError(f"loss not finite for 10 iterations in a row (iteration {self.iteration})")
         self.iteration += 1
         dt = time.time() - t0
         self.train_seconds += dt
         rec = {k: float(v) for k, v in parts.items()}
-        rec.update(iteration=self.iteration, seconds=round(dt, 3))
+        rec.update(iteration=self.iteration, seconds=round(dt, 3), lr=lr)
         self.last = (c, s, out.detach())
         return rec
 
@@ -128,10 +165,13 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--iters", type=int, default=160000, help="total iterations (including resumed ones)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop after this many minutes (0: no limit)")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (also applied on --resume)")
+    p.add_argument("--lr-final", type=float, default=None, help="cosine-decay the lr to this at --iters")
+    p.add_argument("--schedule-start", type=int, default=0, help="iteration where warm-up and decay start")
+    p.add_argument("--warmup", type=int, default=0, help="linear warm-up from lr/10 over this many iterations")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--scan", default=None, choices=("sequential", "parallel"),
-                   help="default: sequential on CPU, parallel on CUDA")
+    p.add_argument("--scan", default=None, choices=("sequential", "stacked", "parallel"),
+                   help="default: stacked on CPU, parallel on CUDA")
     p.add_argument("--vgg", default=None, help="vgg_normalised.pth; default: seeded random VGG-19")
     p.add_argument("--vgg-seed", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -151,9 +191,11 @@ def main(argv=None):
     content = ImagePool.from_paths(a.content, a.keep_side)
     style = ImagePool.from_paths(a.style, a.keep_side)
     print(f"content images: {len(content)}, style images: {len(style)}", flush=True)
-    scan = a.scan or ("parallel" if a.device == "cuda" else "sequential")
+    scan = a.scan or ("parallel" if a.device == "cuda" else "stacked")
+    schedule = LrSchedule(a.lr, a.lr_final, a.schedule_start, a.warmup, a.iters)
     tr = Trainer(a.config, content, style, a.crop, a.batch, a.lr, a.device, a.seed, scan, a.vgg, a.vgg_seed,
-                 a.jitter, a.max_scale, a.data_note or f"{len(content)} content / {len(style)} style images")
+                 a.jitter, a.max_scale, a.data_note or f"{len(content)} content / {len(style)} style images",
+                 schedule)
     last = out / "last.pt"
     if a.resume and last.exists():
         tr.load(last)

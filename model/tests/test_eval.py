@@ -69,3 +69,14 @@ def test_evaluate_reports_baselines_and_model(vgg):
     assert means["content"]["ssim"] == pytest.approx(1.0)
     assert means["reinhard"]["hist_hellinger"] < means["content"]["hist_hellinger"]
     assert sheet.shape == (3, 2 + 2 * 34, 2 + 4 * 34)
+
+
+def test_evaluate_scores_several_labelled_models_side_by_side(vgg):
+    a = build_model(get_config("tiny"), seed=1, scan_variant="sequential")
+    b = build_model(get_config("tiny"), seed=2, scan_variant="stacked")
+    contents, styles = [smooth(7, 32)], [smooth(9, 32), smooth(10, 32)]
+    means, rows, sheet = evaluate({"v1": a, "v2": b}, contents, styles, vgg, log=lambda *_: None)
+    assert list(means) == ["content", "reinhard", "v1", "v2"]
+    assert len(rows) == 8
+    assert means["v1"]["gram"] != means["v2"]["gram"]          # different weights, different scores
+    assert sheet.shape == (3, 2 + 2 * 34, 2 + 5 * 34)           # content | style | reinhard | v1 | v2

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from mambast.checkpoint import load_trained
 from mambast.data import ImagePool, write_png
-from mambast.train import Trainer
+from mambast.train import LrSchedule, Trainer
 from mambast.vgg import calibration_batch, random_vgg
 
 
@@ -109,3 +109,43 @@ def test_write_png_round_trips_pixels(tmp_path):
     rows = [raw[r * (1 + 21) + 1:(r + 1) * (1 + 21)] for r in range(5)]
     pixels = torch.tensor(list(b"".join(rows)), dtype=torch.uint8).reshape(5, 7, 3).permute(2, 0, 1)
     assert torch.equal(pixels, (img * 255).round().to(torch.uint8))
+
+
+def test_lr_schedule_warms_up_then_decays_by_cosine_to_the_final_rate():
+    s = LrSchedule(3e-4, 1e-5, start=333, warmup=30, end=2733)
+    assert s(0) == pytest.approx(3e-4) and s(332) == pytest.approx(3e-4)  # before the schedule: constant
+    assert s(333) == pytest.approx(3e-5)                                   # warm-up starts at lr / 10
+    assert s(348) == pytest.approx(3e-5 + 0.5 * 2.7e-4)
+    assert s(363) == pytest.approx(3e-4)                                   # peak after warm-up
+    assert s((363 + 2733) // 2) == pytest.approx((3e-4 + 1e-5) / 2, rel=1e-3)
+    assert s(2733) == pytest.approx(1e-5) and s(9999) == pytest.approx(1e-5)
+    rates = [s(i) for i in range(363, 2734)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))                   # never rises while decaying
+
+
+def test_lr_schedule_defaults_to_the_authors_constant_rate_and_rejects_bad_settings():
+    assert {LrSchedule(1e-4)(i) for i in (0, 10, 10 ** 6)} == {1e-4}
+    with pytest.raises(ValueError, match="positive"):
+        LrSchedule(-1e-4)
+    with pytest.raises(ValueError, match="--iters"):
+        LrSchedule(3e-4, 1e-5, start=100, warmup=50, end=120)
+
+
+def test_trainer_applies_the_schedule_and_skips_a_non_finite_loss(monkeypatch):
+    tr = tiny_trainer(schedule=LrSchedule(2e-4, 1e-5, start=0, warmup=0, end=4))
+    rec = tr.step()
+    assert rec["lr"] == pytest.approx(2e-4) and tr.opt.param_groups[0]["lr"] == pytest.approx(2e-4)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    real = tr.losses
+
+    def poisoned(c, s, seeds):
+        parts, out = real(c, s, seeds)
+        parts["total"] = parts["total"] * float("nan")
+        return parts, out
+    monkeypatch.setattr(tr, "losses", poisoned)
+    tr.step()
+    assert all(torch.equal(a, p) for a, p in zip(before, tr.model.parameters()))  # no update from a NaN
+    for _ in range(8):
+        tr.step()
+    with pytest.raises(FloatingPointError, match="10 iterations"):
+        tr.step()
