@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 
 using MambaSt.Batch.Contracts;
@@ -15,11 +16,23 @@ public sealed record WatchResult(int Total, int Done, int Failed, int Pending, b
 
 /// <summary>
 /// <c>watch</c>: consumes the batch's own event queue, shows progress and records each outcome in
-/// <c>events-&lt;run&gt;.jsonl</c> beside the batch manifest (flushed every 2 s and at the end).
-/// Events of other batches are acknowledged and ignored. Ends when every job has an outcome.
+/// <c>events-&lt;run&gt;.jsonl</c> beside the batch manifest. An event is acknowledged only after
+/// the file that records it has been written (at most <see cref="FlushAfter"/> later, or as soon
+/// as <see cref="FlushBatch"/> events wait); when that write fails, or the watch stops first, its
+/// events go back to the queue (nack with requeue) for the next watch: a crash or a storage outage
+/// loses no outcome. Events of other batches are acknowledged and ignored. Ends when every job has
+/// an outcome.
 /// </summary>
 public sealed class BatchWatch(IAnsiConsole console)
 {
+    /// <summary>Longest time an event waits for the write that records it (and for its ack).</summary>
+    public static readonly TimeSpan FlushAfter = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Events waiting that force a write at once (the queue's prefetch is twice this).</summary>
+    public const int FlushBatch = 128;
+
+    private sealed record Arrival(OutcomeRecord Record, TaskCompletionSource Persisted);
+
     public async Task<WatchResult> RunAsync(IArchiveStore output, string batchId, BrokerSettings broker, bool keepQueue, CancellationToken cancellationToken)
     {
         var state = await BatchState.LoadAsync(output, batchId, cancellationToken);
@@ -27,6 +40,7 @@ public sealed class BatchWatch(IAnsiConsole console)
         var outcomes = state.Outcomes;
         var runFile = BatchPaths.Events(batchId, BatchPaths.RunId());
         var recorded = new List<OutcomeRecord>();
+        var flushed = 0;
 
         var unknown = state.Jobs.Where(j => state.StatusOf(j.JobId) == JobStatus.Pending).ToList();
         await Parallel.ForEachAsync(unknown, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
@@ -43,23 +57,27 @@ public sealed class BatchWatch(IAnsiConsole console)
         {
             var queue = BatchPaths.WatchQueue(batchId);
             await BatchTopology.EnsureWatchQueueAsync(broker, queue, cancellationToken);
-            var events = Channel.CreateUnbounded<OutcomeRecord>();
+            var events = Channel.CreateUnbounded<Arrival>();
+            Task Arrive(string? eventBatch, Func<OutcomeRecord> record)
+            {
+                if (eventBatch != batchId) return Task.CompletedTask;
+                var persisted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                return events.Writer.TryWrite(new Arrival(record(), persisted))
+                    ? persisted.Task
+                    : Task.FromException(new OperationCanceledException("watch is stopping; the event goes back to the queue"));
+            }
+
             var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
             {
                 cfg.Host(BatchTopology.ToMassTransit(broker.Url));
                 cfg.ReceiveEndpoint(queue, e =>
                 {
-                    e.PrefetchCount = 256;
-                    e.Handler<ImageStylized>(ctx =>
-                    {
-                        if (ctx.Message.BatchId == batchId) events.Writer.TryWrite(OutcomeRecord.From(ctx.Message));
-                        return Task.CompletedTask;
-                    });
-                    e.Handler<ImageStylizationFailed>(ctx =>
-                    {
-                        if (ctx.Message.BatchId == batchId) events.Writer.TryWrite(OutcomeRecord.From(ctx.Message));
-                        return Task.CompletedTask;
-                    });
+                    e.PrefetchCount = 2 * FlushBatch;
+                    e.ConcurrentMessageLimit = 2 * FlushBatch;
+                    e.PublishFaults = false;
+                    e.RethrowFaultedMessages(); // an unrecorded event is requeued, never moved to an error queue
+                    e.Handler<ImageStylized>(ctx => Arrive(ctx.Message.BatchId, () => OutcomeRecord.From(ctx.Message)));
+                    e.Handler<ImageStylizationFailed>(ctx => Arrive(ctx.Message.BatchId, () => OutcomeRecord.From(ctx.Message)));
                 });
             });
 
@@ -75,18 +93,47 @@ public sealed class BatchWatch(IAnsiConsole console)
                 throw new UnreachableException($"RabbitMQ at {broker.Display} is unreachable: {ex.GetBaseException().Message}", ex);
             }
 
+            var unacked = new List<TaskCompletionSource>();
             try
             {
-                await ShowProgressAsync(events.Reader, jobIds, outcomes, recorded, Settled, FailedCount, output, runFile, cancellationToken);
+                await ShowProgressAsync(events.Reader, unacked, Record, Flush, Settled, FailedCount, jobIds.Count, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
             }
             finally
             {
+                // No arrival after this point: later events are nacked and stay queued.
+                events.Writer.TryComplete();
+                while (events.Reader.TryRead(out var late))
+                {
+                    Record(late.Record);
+                    unacked.Add(late.Persisted);
+                }
+
+                Exception? failure = null;
+                try
+                {
+                    await Flush(CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    failure = ex;
+                    foreach (var waiting in unacked) waiting.TrySetException(ex); // nacked: back to the queue
+                    unacked.Clear();
+                }
+
                 await bus.StopAsync(CancellationToken.None);
-                while (events.Reader.TryRead(out var late)) Record(late);
-                if (recorded.Count > 0) await output.WriteTextAsync(runFile, JsonLines.Write(recorded), CancellationToken.None);
+                if (failure is not null) ExceptionDispatchInfo.Throw(failure);
+            }
+
+            async Task Flush(CancellationToken ct)
+            {
+                if (unacked.Count == 0 && recorded.Count == flushed) return;
+                await output.WriteTextAsync(runFile, JsonLines.Write(recorded), ct);
+                flushed = recorded.Count;
+                foreach (var waiting in unacked) waiting.TrySetResult();
+                unacked.Clear();
             }
 
             if (Settled() == jobIds.Count && !keepQueue)
@@ -111,42 +158,39 @@ public sealed class BatchWatch(IAnsiConsole console)
         }
     }
 
-    private async Task ShowProgressAsync(ChannelReader<OutcomeRecord> events, HashSet<Guid> jobIds, Dictionary<Guid, OutcomeRecord> outcomes,
-        List<OutcomeRecord> recorded, Func<int> settled, Func<int> failed, IArchiveStore output, string runFile, CancellationToken cancellationToken)
+    private async Task ShowProgressAsync(ChannelReader<Arrival> events, List<TaskCompletionSource> unacked, Action<OutcomeRecord> record,
+        Func<CancellationToken, Task> flush, Func<int> settled, Func<int> failed, int total, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var startSettled = settled();
-        var lastFlush = clock.Elapsed;
-        var flushedCount = recorded.Count;
+        TimeSpan? oldestWaiting = null;
         await console.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .StartAsync(async ctx =>
             {
-                var task = ctx.AddTask("waiting for events", maxValue: Math.Max(1, jobIds.Count));
+                var task = ctx.AddTask("waiting for events", maxValue: Math.Max(1, total));
                 while (true)
                 {
                     var s = settled();
                     var f = failed();
                     var rate = (s - startSettled) / Math.Max(0.001, clock.Elapsed.TotalSeconds);
                     task.Value = s;
-                    task.Description = $"done {s - f}  failed {f}  pending {jobIds.Count - s}  {rate:F1} img/s";
-                    if (s >= jobIds.Count) break;
+                    task.Description = $"done {s - f}  failed {f}  pending {total - s}  {rate:F1} img/s";
+                    if (s >= total) break;
 
-                    if (recorded.Count != flushedCount && clock.Elapsed - lastFlush > TimeSpan.FromSeconds(2))
+                    if (unacked.Count > 0 && (unacked.Count >= FlushBatch || clock.Elapsed - oldestWaiting >= FlushAfter))
                     {
-                        await output.WriteTextAsync(runFile, JsonLines.Write(recorded), cancellationToken);
-                        flushedCount = recorded.Count;
-                        lastFlush = clock.Elapsed;
+                        await flush(cancellationToken);
+                        oldestWaiting = null;
                     }
 
                     using var tick = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                    tick.CancelAfter(TimeSpan.FromMilliseconds(500));
+                    tick.CancelAfter(oldestWaiting is { } since ? Max(TimeSpan.FromMilliseconds(10), FlushAfter - (clock.Elapsed - since)) : TimeSpan.FromMilliseconds(500));
                     try
                     {
-                        var record = await events.ReadAsync(tick.Token);
-                        Add(record);
-                        while (events.TryRead(out var more)) Add(more);
+                        Add(await events.ReadAsync(tick.Token));
+                        while (unacked.Count < FlushBatch && events.TryRead(out var more)) Add(more);
                     }
                     catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                     {
@@ -156,11 +200,13 @@ public sealed class BatchWatch(IAnsiConsole console)
                 }
             });
 
-        void Add(OutcomeRecord record)
+        void Add(Arrival arrival)
         {
-            if (!jobIds.Contains(record.JobId)) return;
-            recorded.Add(record);
-            BatchState.Merge(outcomes, record);
+            record(arrival.Record);
+            unacked.Add(arrival.Persisted);
+            oldestWaiting ??= clock.Elapsed;
         }
+
+        static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
     }
 }
