@@ -2,13 +2,15 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test demo services-up services-down golden clean native bench-imaging bench-inference bench-pipeline bench-submit
+.PHONY: help setup build test demo services-up services-down golden training-data evaluate clean native bench-imaging bench-inference bench-pipeline bench-submit
 
 help:
 	@echo "make demo   - stylize the sample images with the bundled model, in process (no servers)"
 	@echo "make test   - every test suite (.NET + Python) against real RabbitMQ, Azurite, ONNX Runtime, libvips"
 	@echo "make setup  - install what is missing (apt, npm ci, dotnet restore)"
 	@echo "make services-up / services-down - local RabbitMQ + Azurite for development"
+	@echo "make training-data - the bundled model's training and held-out image folders (artifacts/training-data)"
+	@echo "make evaluate CHECKPOINT=... - score a training checkpoint on the held-out images (docs/evaluation.md)"
 
 setup:
 	@scripts/setup.sh
@@ -30,6 +32,16 @@ services-down:
 
 golden:
 	cd model && /usr/bin/python3 -m mambast.golden --out ../tests/fixtures/golden
+
+training-data:
+	@model/training-data.sh
+
+SIZE ?= 128
+evaluate: training-data
+	@test -n "$(CHECKPOINT)" || { echo "make evaluate CHECKPOINT=path/to/last.pt (a train.py checkpoint)"; exit 2; }
+	cd model && /usr/bin/python3 -m mambast.evaluate --checkpoint $(abspath $(CHECKPOINT)) --size $(SIZE) --threads 2 \
+	  --content ../artifacts/training-data/heldout-content --style ../artifacts/training-data/heldout-style \
+	  --out ../artifacts/eval-heldout
 
 clean:
 	rm -rf artifacts out demo-output
