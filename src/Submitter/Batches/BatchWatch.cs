@@ -64,7 +64,7 @@ public sealed class BatchWatch(IAnsiConsole console)
                 var persisted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 return events.Writer.TryWrite(new Arrival(record(), persisted))
                     ? persisted.Task
-                    : Task.FromException(new OperationCanceledException("watch is stopping; the event goes back to the queue"));
+                    : Task.FromException(new InvalidOperationException("watch is stopping; the event goes back to the queue"));
             }
 
             var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
