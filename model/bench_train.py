@@ -1,0 +1,75 @@
+"""Seconds per training step (forward + backward + Adam) of a config, per scan variant, on CPU.
+
+    cd model && /usr/bin/python3 bench_train.py [--config small] [--crop 64] [--batch 4] [--threads 2] [--steps 4]
+
+Random weights and random smooth images (no data needed). Prints the median of --steps timed steps
+after one warm-up step for each variant, and each variant's ratio against `sequential` (the
+recurrence as exported to ONNX) measured in the same run. Also prints which BLAS PyTorch uses:
+Debian's python3-torch runs on whatever libblas.so.3 the alternatives system points at, and the
+reference BLAS makes every step several times slower (scripts/setup.sh installs OpenBLAS).
+Like bench.py it re-executes itself with glibc malloc tuned to keep freed memory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from mambast.data import ImagePool
+from mambast.train import Trainer
+
+
+def blas() -> str:
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "blas" in line.lower()}
+        return ", ".join(sorted(os.path.realpath(p) for p in libs)) or "none mapped"
+    except OSError:
+        return "unknown"
+
+
+def pool(seed: int, n: int = 4, size: int = 160) -> ImagePool:
+    g = torch.Generator().manual_seed(seed)
+    return ImagePool([F.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(size, size), mode="bilinear",
+                                    align_corners=False)[0] for _ in range(n)])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="bench_train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="small")
+    p.add_argument("--crop", type=int, default=64)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--variants", nargs="+", default=["sequential", "stacked"],
+                   help="also: parallel (the chunked scan; its backward is slow on CPU: minutes per step)")
+    p.add_argument("--no-malloc-tuning", action="store_true")
+    a = p.parse_args(argv)
+    if not a.no_malloc_tuning and os.environ.get("MALLOC_MMAP_MAX_") != "0":
+        env = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="10000000000")
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    torch.set_num_threads(a.threads)
+    print(f"config {a.config}, crop {a.crop}, batch {a.batch}, {a.threads} threads, torch {torch.__version__}")
+    results = {}
+    for variant in a.variants:
+        tr = Trainer(a.config, pool(1), pool(2), a.crop, a.batch, scan=variant)
+        tr.step()  # warm-up (allocator, oneDNN primitives)
+        times = []
+        for _ in range(a.steps):
+            t0 = time.perf_counter()
+            tr.step()
+            times.append(time.perf_counter() - t0)
+        results[variant] = statistics.median(times)
+        base = results.get("sequential")
+        ratio = f"  {base / results[variant]:.2f}x vs sequential" if base else ""
+        print(f"{variant:>10}: {results[variant]:.2f} s/step (median of {a.steps}){ratio}", flush=True)
+    print(f"BLAS: {blas()}")
+
+
+if __name__ == "__main__":
+    main()
