@@ -25,17 +25,7 @@ DATA="$ROOT/artifacts/training-data"
 DEBS="$DATA/debs"
 mkdir -p "$DEBS"
 
-fetch_deb() { # package -> unpacked tree
-  local pkg="$1" tree="$DEBS/$1"
-  if [[ ! -d "$tree" ]]; then
-    ( cd "$DEBS" && apt-get download "$pkg" > /dev/null 2>&1 ) || {
-      apt-get update -qq > /dev/null 2>&1 || true
-      ( cd "$DEBS" && apt-get download "$pkg" > /dev/null )
-    }
-    dpkg-deb -x "$(ls "$DEBS"/"${pkg}"_*.deb | head -1)" "$tree"
-  fi
-  echo "$tree"
-}
+source "$ROOT/scripts/debs.sh"
 
 link_into() { # folder files...
   local dir="$1"; shift
@@ -48,11 +38,11 @@ link_into() { # folder files...
 }
 
 [[ -d "$SHARED/content" && -d "$SHARED/style" ]] || { echo "training-data: $SHARED/{content,style} not found" >&2; exit 1; }
-gnome="$(fetch_deb gnome-backgrounds)/usr/share/backgrounds/gnome"
-desk="$(fetch_deb desktop-base)/usr/share/desktop-base"
-mate="$(fetch_deb mate-backgrounds)/usr/share/backgrounds/mate"
-ukui="$(fetch_deb ukui-wallpapers)/usr/share/backgrounds"
-skim="$(fetch_deb python3-skimage)/usr/lib/python3/dist-packages/skimage/data"
+gnome="$(fetch_deb "$DEBS" gnome-backgrounds)/usr/share/backgrounds/gnome"
+desk="$(fetch_deb "$DEBS" desktop-base)/usr/share/desktop-base"
+mate="$(fetch_deb "$DEBS" mate-backgrounds)/usr/share/backgrounds/mate"
+ukui="$(fetch_deb "$DEBS" ukui-wallpapers)/usr/share/backgrounds"
+skim="$(fetch_deb "$DEBS" python3-skimage)/usr/lib/python3/dist-packages/skimage/data"
 
 rm -rf "$DATA/train-content" "$DATA/train-style" "$DATA/heldout-content" "$DATA/heldout-style"
 shopt -s nullglob

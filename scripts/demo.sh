@@ -20,23 +20,13 @@ if [[ ! -f models/default/stylizer.onnx || ! -f models/default/style_encoder.onn
   exit 1
 fi
 
-fetch_deb() { # package -> path of the unpacked tree
-  local pkg="$1" tree="$DEMO/debs/$1"
-  if [[ ! -d "$tree" ]]; then
-    ( cd "$DEMO/debs" && apt-get download "$pkg" > /dev/null 2>&1 ) || {
-      apt-get update -qq > /dev/null 2>&1 || true
-      ( cd "$DEMO/debs" && apt-get download "$pkg" > /dev/null )
-    }
-    dpkg-deb -x "$(ls "$DEMO"/debs/"${pkg}"_*.deb | head -1)" "$tree"
-  fi
-  echo "$tree"
-}
+source "$ROOT/scripts/debs.sh"
 
 if [[ -z "$(ls -A "$DEMO/input")" ]]; then
   echo "demo: fetching sample photos and artwork from Debian packages (python3-skimage, gnome-backgrounds)"
-  sk="$(fetch_deb python3-skimage)/usr/lib/python3/dist-packages/skimage/data"
+  sk="$(fetch_deb "$DEMO/debs" python3-skimage)/usr/lib/python3/dist-packages/skimage/data"
   cp "$sk/astronaut.png" "$sk/chelsea.png" "$sk/coffee.png" "$sk/rocket.jpg" "$DEMO/input/"
-  gb="$(fetch_deb gnome-backgrounds)/usr/share/backgrounds/gnome"
+  gb="$(fetch_deb "$DEMO/debs" gnome-backgrounds)/usr/share/backgrounds/gnome"
   cp "$gb/adwaita-l.webp" "$DEMO/style/"
 fi
 
