@@ -209,9 +209,9 @@ def main(argv=None):
     cf, sf = cf[:a.max_content or None], sf[:a.max_style or None]
     contents = [load_square(f, a.size) for f in cf]
     styles = [load_square(f, a.size) for f in sf]
+    from .checkpoint import load_trained
     models, provs = {}, []
     for spec in a.checkpoint:
-        from .checkpoint import load_trained
         label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
         label = label or ("model" if len(a.checkpoint) == 1 else Path(path).stem)
         if label in models or label in ("content", "reinhard"):
