@@ -20,9 +20,26 @@ def normalise(feat):
     return (feat - mean) / std
 
 
-def content_loss(out_feats, content_feats):
-    """MSE of mean/std-normalised features at relu4_1 and relu5_1."""
-    return sum(F.mse_loss(normalise(o), normalise(c)) for o, c in zip(out_feats[3:], content_feats[3:]))
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYERS = ("relu4_1", "relu5_1")  # the authors' choice, for 256x256 crops
+
+
+def scale_matched_content_layers(crop: int, authors_crop: int = 256) -> tuple[str, ...]:
+    """The two layers whose feature maps at `crop` have the sizes relu4_1 and relu5_1 have at the
+    authors' 256 crops (32x32 and 16x16): each halving of the crop moves one layer shallower.
+    At crop 64 that is relu2_1 and relu3_1; at 128, relu3_1 and relu4_1; at 256, the authors' pair."""
+    shift = 0
+    while crop * (2 ** shift) < authors_crop:
+        shift += 1
+    if crop * (2 ** shift) != authors_crop or shift > 3:
+        raise ValueError(f"no scale-matched content layers for crop {crop} (needs 256 / 2**k, k <= 3)")
+    return LAYERS[3 - shift:5 - shift]
+
+
+def content_loss(out_feats, content_feats, layers=CONTENT_LAYERS):
+    """MSE of mean/std-normalised features at `layers` (authors: relu4_1 and relu5_1)."""
+    idx = [LAYERS.index(name) for name in layers]
+    return sum(F.mse_loss(normalise(out_feats[i]), normalise(content_feats[i])) for i in idx)
 
 
 def style_loss(out_feats, style_feats):

@@ -24,7 +24,7 @@ import torch
 
 from .config import get_config
 from .data import ImagePool, grid, write_png
-from .losses import WEIGHTS, content_loss, identity_losses, style_loss, total_loss
+from .losses import CONTENT_LAYERS, LAYERS, WEIGHTS, content_loss, scale_matched_content_layers, identity_losses, style_loss, total_loss
 from .model import build_model
 from .vgg import perceptual_vgg
 
@@ -57,9 +57,14 @@ class Trainer:
     def __init__(self, config: str = "small", content: ImagePool | None = None, style: ImagePool | None = None,
                  crop: int = 64, batch: int = 4, lr: float = 1e-4, device: str = "cpu", seed: int = 0,
                  scan: str = "sequential", vgg_path=None, vgg_seed: int = 0, jitter: float = 0.15,
-                 max_scale: float = 2.5, data_note: str = "", schedule: LrSchedule | None = None):
+                 max_scale: float = 2.5, data_note: str = "", schedule: LrSchedule | None = None,
+                 content_layers: tuple[str, ...] = CONTENT_LAYERS):
         if crop % 8 or crop < 16:
             raise ValueError(f"--crop must be a multiple of 8 and >= 16, got {crop}")
+        unknown = [x for x in content_layers if x not in LAYERS]
+        if unknown or not content_layers:
+            raise ValueError(f"--content-layers must name some of {', '.join(LAYERS)}, got {list(content_layers)}")
+        self.content_layers = tuple(content_layers)
         self.device = torch.device(device)
         self.cfg = get_config(config)
         self.model = build_model(self.cfg, seed=seed, scan_variant=scan).to(self.device).train()
@@ -75,6 +80,7 @@ class Trainer:
         self.data_note = data_note
         self.settings = dict(config=config, crop=crop, batch=batch, lr=lr, seed=seed, scan=scan,
                              vgg=self.vgg.description, jitter=jitter, max_scale=max_scale,
+                             content_layers=list(self.content_layers),
                              schedule=dict(vars(self.schedule)))
 
     def next_batch(self):
@@ -94,7 +100,7 @@ class Trainer:
         f_ss = [f[2 * b:] for f in feats]
         f_c = [f[:b] for f in tf]
         f_s = [f[b:] for f in tf]
-        parts = {"content": content_loss(f_cs, f_c), "style": style_loss(f_cs, f_s)}
+        parts = {"content": content_loss(f_cs, f_c, self.content_layers), "style": style_loss(f_cs, f_s)}
         parts["identity1"], parts["identity2"] = identity_losses(icc, iss, c, s, f_cc, f_ss, f_c, f_s)
         parts["total"] = total_loss(parts)
         return parts, ics
@@ -127,7 +133,8 @@ class Trainer:
     def provenance(self) -> str:
         dev = "CUDA" if self.device.type == "cuda" else "CPU"
         vgg = "random-VGG" if self.vgg.description.startswith("random") else "vgg_normalised"
-        return (f"trained: {self.iteration} iterations, {dev}, {vgg} losses, crop {self.crop}, batch {self.batch}"
+        layers = "" if self.content_layers == CONTENT_LAYERS else f" (content at {'+'.join(self.content_layers)})"
+        return (f"trained: {self.iteration} iterations, {dev}, {vgg} losses{layers}, crop {self.crop}, batch {self.batch}"
                 + (f", data: {self.data_note}" if self.data_note else ""))
 
     def state(self) -> dict:
@@ -183,6 +190,9 @@ def main(argv=None):
     p.add_argument("--ckpt-iters", type=int, default=50)
     p.add_argument("--sample-iters", type=int, default=25)
     p.add_argument("--data-note", default="")
+    p.add_argument("--content-layers", nargs="+", default=list(CONTENT_LAYERS), metavar="LAYER",
+                   help="VGG layers of the content loss (authors: relu4_1 relu5_1, for 256 crops); "
+                        "'scale-matched' picks the pair with the same feature-map sizes at --crop")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -192,10 +202,12 @@ def main(argv=None):
     style = ImagePool.from_paths(a.style, a.keep_side)
     print(f"content images: {len(content)}, style images: {len(style)}", flush=True)
     scan = a.scan or ("parallel" if a.device == "cuda" else "stacked")
+    layers = (scale_matched_content_layers(a.crop) if a.content_layers == ["scale-matched"]
+              else tuple(a.content_layers))
     schedule = LrSchedule(a.lr, a.lr_final, a.schedule_start, a.warmup, a.iters)
     tr = Trainer(a.config, content, style, a.crop, a.batch, a.lr, a.device, a.seed, scan, a.vgg, a.vgg_seed,
                  a.jitter, a.max_scale, a.data_note or f"{len(content)} content / {len(style)} style images",
-                 schedule)
+                 schedule, layers)
     last = out / "last.pt"
     if a.resume and last.exists():
         tr.load(last)

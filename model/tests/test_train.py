@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from mambast.checkpoint import load_trained
 from mambast.data import ImagePool, write_png
+from mambast.losses import content_loss, scale_matched_content_layers
 from mambast.train import LrSchedule, Trainer
 from mambast.vgg import calibration_batch, random_vgg
 
@@ -149,3 +150,36 @@ def test_trainer_applies_the_schedule_and_skips_a_non_finite_loss(monkeypatch):
         tr.step()
     with pytest.raises(FloatingPointError, match="10 iterations"):
         tr.step()
+
+
+def test_scale_matched_content_layers_keep_the_authors_feature_map_sizes():
+    assert scale_matched_content_layers(256) == ("relu4_1", "relu5_1")
+    assert scale_matched_content_layers(128) == ("relu3_1", "relu4_1")
+    assert scale_matched_content_layers(64) == ("relu2_1", "relu3_1")
+    assert scale_matched_content_layers(32) == ("relu1_1", "relu2_1")
+    for bad in (48, 16, 512):
+        with pytest.raises(ValueError, match="scale-matched"):
+            scale_matched_content_layers(bad)
+
+
+def test_content_loss_reads_only_the_named_layers():
+    g = torch.Generator().manual_seed(3)
+    same = [torch.rand(2, 4, 8, 8, generator=g) for _ in range(5)]
+    other = [f.clone() for f in same]
+    other[1] = torch.rand(2, 4, 8, 8, generator=g)  # differs at relu2_1 only
+    assert float(content_loss(other, same)) == 0.0  # authors' relu4_1 + relu5_1 do not see it
+    assert float(content_loss(other, same, ("relu2_1", "relu3_1"))) > 0.1
+
+
+def test_trainer_content_layers_reach_the_loss_and_the_provenance():
+    tr = tiny_trainer(content_layers=("relu1_1", "relu2_1"))
+    assert "content at relu1_1+relu2_1" in tr.provenance()
+    assert tr.settings["content_layers"] == ["relu1_1", "relu2_1"]
+    c, s = tr.next_batch()
+    seeds = list(range(3 * c.shape[0]))
+    shallow = float(tr.losses(c, s, seeds)[0]["content"])
+    tr.content_layers = ("relu4_1", "relu5_1")
+    assert float(tr.losses(c, s, seeds)[0]["content"]) != pytest.approx(shallow, rel=1e-3)
+    assert "content at" not in tr.provenance()
+    with pytest.raises(ValueError, match="--content-layers"):
+        tiny_trainer(content_layers=("relu9_9",))
