@@ -3,8 +3,9 @@
     cd model && /usr/bin/python3 bench_train.py [--config small] [--crop 64] [--batch 4] [--threads 2] [--steps 4]
 
 Random weights and random smooth images (no data needed). Prints the median of --steps timed steps
-after one warm-up step for each variant, and each variant's ratio against `sequential` (the
-recurrence as exported to ONNX) measured in the same run. Also prints which BLAS PyTorch uses:
+after one warm-up step for each variant, and each variant's ratio against `sliced` measured in the
+same run: the baseline is the sequential recurrence with its per-token inputs taken as L slices
+(what `sequential` did before it switched to one `unbind` per input; kept here, not in mambast). Also prints which BLAS PyTorch uses:
 Debian's python3-torch runs on whatever libblas.so.3 the alternatives system points at, and the
 reference BLAS makes every step several times slower (scripts/setup.sh installs OpenBLAS).
 Like bench.py it re-executes itself with glibc malloc tuned to keep freed memory.
@@ -17,11 +18,45 @@ import statistics
 import sys
 import time
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
+from mambast import scan
 from mambast.data import ImagePool
 from mambast.train import Trainer
+
+
+def scan_sliced(u, delta, A, B, C, D, delta_bias, delta_softplus=True):
+    """Baseline: the recurrence with u[:, :, t]-style slices per token (backward: L full-size zero
+    gradients)."""
+    b, kd, length = u.shape
+    k, n = B.shape[1], A.shape[1]
+    din = kd // k
+    dt = scan._delta(delta, delta_bias, delta_softplus)
+    A4 = A.reshape(1, k, din, n)
+    h = u.new_zeros(b, k, din, n)
+    ys = []
+    for t in range(length):
+        d4 = dt[:, :, t].reshape(b, k, din, 1)
+        h = torch.exp(d4 * A4) * h + (d4 * u[:, :, t].reshape(b, k, din, 1)) * B[:, :, :, t].unsqueeze(2)
+        ys.append((h * C[:, :, :, t].unsqueeze(2)).sum(3).reshape(b, kd))
+    return torch.stack(ys, -1) + D.unsqueeze(1) * u
+
+
+@contextlib.contextmanager
+def variant(name):
+    """Yields the scan_variant to build the model with; `sliced` swaps the baseline into the sequential scan."""
+    if name != "sliced":
+        yield name
+        return
+    real = scan.scan_sequential
+    scan.scan_sequential = scan_sliced
+    try:
+        yield "sequential"
+    finally:
+        scan.scan_sequential = real
 
 
 def blas() -> str:
@@ -46,7 +81,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--variants", nargs="+", default=["sequential", "stacked"],
+    p.add_argument("--variants", nargs="+", default=["sliced", "sequential"],
                    help="also: parallel (the chunked scan; its backward is slow on CPU: minutes per step)")
     p.add_argument("--no-malloc-tuning", action="store_true")
     a = p.parse_args(argv)
@@ -56,18 +91,19 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     print(f"config {a.config}, crop {a.crop}, batch {a.batch}, {a.threads} threads, torch {torch.__version__}")
     results = {}
-    for variant in a.variants:
-        tr = Trainer(a.config, pool(1), pool(2), a.crop, a.batch, scan=variant)
-        tr.step()  # warm-up (allocator, oneDNN primitives)
-        times = []
-        for _ in range(a.steps):
-            t0 = time.perf_counter()
-            tr.step()
-            times.append(time.perf_counter() - t0)
-        results[variant] = statistics.median(times)
-        base = results.get("sequential")
-        ratio = f"  {base / results[variant]:.2f}x vs sequential" if base else ""
-        print(f"{variant:>10}: {results[variant]:.2f} s/step (median of {a.steps}){ratio}", flush=True)
+    for name in a.variants:
+        with variant(name) as model_variant:
+            tr = Trainer(a.config, pool(1), pool(2), a.crop, a.batch, scan=model_variant)
+            tr.step()  # warm-up (allocator, oneDNN primitives)
+            times = []
+            for _ in range(a.steps):
+                t0 = time.perf_counter()
+                tr.step()
+                times.append(time.perf_counter() - t0)
+        results[name] = statistics.median(times)
+        base = results.get("sliced")
+        ratio = f"  {base / results[name]:.2f}x vs sliced" if base else ""
+        print(f"{name:>10}: {results[name]:.2f} s/step (median of {a.steps}){ratio}", flush=True)
     print(f"BLAS: {blas()}")
 
 

@@ -216,7 +216,7 @@ def main(argv=None):
         label = label or ("model" if len(a.checkpoint) == 1 else Path(path).stem)
         if label in models or label in ("content", "reinhard"):
             raise SystemExit(f"duplicate or reserved label {label!r}: name checkpoints LABEL=PATH")
-        models[label], prov = load_trained(path, scan_variant="stacked")
+        models[label], prov = load_trained(path, scan_variant="sequential")
         provs.append(f"{label}: {prov}")
     prov = "; ".join(provs) or "baselines only"
     vgg = random_vgg(a.vgg_seed)

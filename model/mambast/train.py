@@ -177,8 +177,8 @@ def main(argv=None):
     p.add_argument("--schedule-start", type=int, default=0, help="iteration where warm-up and decay start")
     p.add_argument("--warmup", type=int, default=0, help="linear warm-up from lr/10 over this many iterations")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--scan", default=None, choices=("sequential", "stacked", "parallel"),
-                   help="default: stacked on CPU, parallel on CUDA")
+    p.add_argument("--scan", default=None, choices=("sequential", "parallel"),
+                   help="default: sequential on CPU, parallel on CUDA")
     p.add_argument("--vgg", default=None, help="vgg_normalised.pth; default: seeded random VGG-19")
     p.add_argument("--vgg-seed", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -201,7 +201,7 @@ def main(argv=None):
     content = ImagePool.from_paths(a.content, a.keep_side)
     style = ImagePool.from_paths(a.style, a.keep_side)
     print(f"content images: {len(content)}, style images: {len(style)}", flush=True)
-    scan = a.scan or ("parallel" if a.device == "cuda" else "stacked")
+    scan = a.scan or ("parallel" if a.device == "cuda" else "sequential")
     layers = (scale_matched_content_layers(a.crop) if a.content_layers == ["scale-matched"]
               else tuple(a.content_layers))
     schedule = LrSchedule(a.lr, a.lr_final, a.schedule_start, a.warmup, a.iters)

@@ -73,7 +73,7 @@ def test_evaluate_reports_baselines_and_model(vgg):
 
 def test_evaluate_scores_several_labelled_models_side_by_side(vgg):
     a = build_model(get_config("tiny"), seed=1, scan_variant="sequential")
-    b = build_model(get_config("tiny"), seed=2, scan_variant="stacked")
+    b = build_model(get_config("tiny"), seed=2, scan_variant="sequential")
     contents, styles = [smooth(7, 32)], [smooth(9, 32), smooth(10, 32)]
     means, rows, sheet = evaluate({"v1": a, "v2": b}, contents, styles, vgg, log=lambda *_: None)
     assert list(means) == ["content", "reinhard", "v1", "v2"]
