@@ -77,6 +77,7 @@ class Trainer:
         self.crop, self.batch, self.jitter, self.max_scale = crop, batch, jitter, max_scale
         self.iteration = 0
         self.train_seconds = 0.0
+        self.devices = {"CUDA" if self.device.type == "cuda" else "CPU"}
         self.data_note = data_note
         self.settings = dict(config=config, crop=crop, batch=batch, lr=lr, seed=seed, scan=scan,
                              vgg=self.vgg.description, jitter=jitter, max_scale=max_scale,
@@ -131,7 +132,7 @@ class Trainer:
         return rec
 
     def provenance(self) -> str:
-        dev = "CUDA" if self.device.type == "cuda" else "CPU"
+        dev = "+".join(sorted(self.devices))
         vgg = "random-VGG" if self.vgg.description.startswith("random") else "vgg_normalised"
         layers = "" if self.content_layers == CONTENT_LAYERS else f" (content at {'+'.join(self.content_layers)})"
         return (f"trained: {self.iteration} iterations, {dev}, {vgg} losses{layers}, crop {self.crop}, batch {self.batch}"
@@ -140,7 +141,8 @@ class Trainer:
     def state(self) -> dict:
         return {"config": self.cfg.name, "provenance": self.provenance(), "state_dict": self.model.state_dict(),
                 "optimizer": self.opt.state_dict(), "iteration": self.iteration, "gen_state": self.gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "train_seconds": self.train_seconds, "settings": self.settings}
+                "torch_rng": torch.get_rng_state(), "train_seconds": self.train_seconds, "settings": self.settings,
+                "devices": sorted(self.devices)}
 
     def save(self, path) -> None:
         path = Path(path)
@@ -148,6 +150,17 @@ class Trainer:
         tmp = path.with_suffix(".tmp")
         torch.save(self.state(), tmp)
         os.replace(tmp, path)
+
+    def init_weights(self, path) -> None:
+        """Start from a checkpoint's weights and iteration count with fresh Adam moments and data
+        order (a devicekit weights.pt has no optimiser state)."""
+        blob = torch.load(path, map_location="cpu")
+        if blob.get("config") != self.cfg.name:
+            raise ValueError(f"checkpoint {path} is config {blob.get('config')!r}, not {self.cfg.name!r}")
+        self.model.load_state_dict(blob["state_dict"], strict=True)
+        self.iteration = int(blob.get("iteration", 0))
+        self.train_seconds = float(blob.get("train_seconds", 0.0))
+        self.devices |= _devices(blob)
 
     def load(self, path) -> None:
         blob = torch.load(path, map_location="cpu")
@@ -159,6 +172,15 @@ class Trainer:
         self.gen.set_state(blob["gen_state"])
         torch.set_rng_state(blob["torch_rng"])
         self.train_seconds = float(blob.get("train_seconds", 0.0))
+        self.devices |= _devices(blob)
+
+
+def _devices(blob) -> set[str]:
+    """Where a checkpoint was trained so far (older checkpoints: read from the provenance text)."""
+    if "devices" in blob:
+        return set(blob["devices"])
+    prov = blob.get("provenance", "")
+    return {d for d in ("CPU", "CUDA") if f", {d}," in prov}
 
 
 def main(argv=None):
@@ -194,6 +216,9 @@ def main(argv=None):
                    help="VGG layers of the content loss (authors: relu4_1 relu5_1, for 256 crops); "
                         "'scale-matched' picks the pair with the same feature-map sizes at --crop")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="when OUT/last.pt is absent (or without --resume): start from CKPT's weights and "
+                        "iteration count with a fresh optimiser (e.g. a devicekit weights.pt)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -212,6 +237,9 @@ def main(argv=None):
     if a.resume and last.exists():
         tr.load(last)
         print(f"resumed at iteration {tr.iteration}", flush=True)
+    elif a.init:
+        tr.init_weights(a.init)
+        print(f"initialised from {a.init} at iteration {tr.iteration} (fresh optimiser)", flush=True)
     start, last_ckpt = time.time(), time.time()
     with open(out / "log.jsonl", "a") as log:
         while tr.iteration < a.iters:

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Train on the lent GPU machine (the `device` tool), from a devicekit pack, and write the result to
+# $OUT in pieces the tool can bring back (<= 8 files of <= 16 MiB).
+#
+# Here, first (see docs/evaluation.md, "Training on the GPU machine"):
+#   cd model && /usr/bin/python3 -m mambast.devicekit pack --checkpoint ../artifacts/train/X/last.pt \
+#       --content ../artifacts/training-data/train-content --style ../artifacts/training-data/train-style
+# Then, with the device tool, carrying artifacts/device-pack:
+#   bash model/device-train.sh --minutes 8 [more mambast.train flags, e.g. --lr 1e-4]
+# Back here: python -m mambast.devicekit join --parts <files_at>/parts.json --out ../artifacts/train/gpu/weights.pt
+#
+# While the machine stays warm, a second call resumes from /tmp/mambast-run/last.pt (Adam moments
+# included); a fresh machine starts again from the pack's weights with a fresh optimiser.
+set -euo pipefail
+cd "$(dirname "$0")"
+minutes=8
+pack=../artifacts/device-pack
+if [[ "${1:-}" == "--minutes" ]]; then minutes=$2; shift 2; fi
+if [[ "${1:-}" == "--pack" ]]; then pack=$2; shift 2; fi
+out=${OUT:?OUT must name the folder whose files come back}
+run=${MAMBAST_RUN_DIR:-/tmp/mambast-run}
+[[ -f $pack/weights.pt ]] || { echo "no $pack/weights.pt: carry artifacts/device-pack (mambast.devicekit pack)"; exit 2; }
+py=${MAMBAST_PYTHON:-python3}  # the device machine's python3 holds PyTorch
+log=$out/train.log
+{ nvidia-smi -L || true; $py -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'; } >"$log" 2>&1
+start=()
+if [[ -f $run/last.pt ]]; then start=(--resume); else start=(--init "$pack/weights.pt"); fi
+mkdir -p $run
+set +e
+PYTHONUNBUFFERED=1 $py -m mambast.train --config small --device cuda --batch 8 --crop 256 --keep-side 512 \
+    --content-layers scale-matched --content "$pack/content" --style "$pack/style" --out $run \
+    --iters 1000000 --max-minutes "$minutes" --threads 8 --sample-iters 100 --ckpt-minutes 2 \
+    "${start[@]}" "$@" >$run/stdout.log 2>&1
+rc=$?
+set -e
+{ head -n 5 $run/stdout.log; echo ...; tail -n 20 $run/stdout.log; echo "train exit $rc"; } >>"$log"
+if [[ -f $run/last.pt ]]; then
+  $py -m mambast.devicekit split --checkpoint $run/last.pt --out "$out" >>"$log" 2>&1
+  cp $run/log.jsonl "$out/log.jsonl"
+  sample=$(ls $run/samples/*.png 2>/dev/null | tail -n 1 || true)
+  [[ -n $sample ]] && cp "$sample" "$out/sample.png"
+fi
+cat "$log"
+exit $rc

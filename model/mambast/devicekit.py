@@ -1,0 +1,166 @@
+"""Move a training run to the lent GPU machine (the `device` tool) and back, within its limits.
+
+The device machine receives the repository's tracked files plus at most 64 MiB in all (the
+tracked tree counts), and gives back at most 8 files of 16 MiB each. A full `last.pt` of `small`
+(weights + Adam moments, ~58 MB) fits neither way, and the training images live outside the
+repository. So:
+
+    pack   CKPT + image folders -> a folder to carry: weights.pt (model weights, iteration count,
+           provenance; no optimiser state) and the images re-encoded at a short side of 512 as JPEG;
+           refuses when the folder plus the tracked tree would not fit.
+    split  a checkpoint -> weights-only parts of <= 15 MiB each + parts.json (SHA-256 of each).
+    join   parts.json + parts -> one weights.pt, every part's hash checked.
+
+weights.pt loads everywhere a checkpoint does: `mambast.train --init`, `mambast.export
+--checkpoint`, `mambast.evaluate --checkpoint`. model/device-train.sh is the command that runs there.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+
+from .data import list_images
+
+CARRY_LIMIT = 64 * 2 ** 20
+PART_LIMIT = 15 * 2 ** 20
+
+
+def weights_blob(path) -> dict:
+    """A train.py checkpoint (or a weights.pt) -> the weights-only dict, without optimiser state."""
+    blob = torch.load(path, map_location="cpu")
+    if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
+        raise ValueError(f"{path} is not a mambast.train checkpoint (needs 'config' and 'state_dict')")
+    keep = ("config", "provenance", "state_dict", "iteration", "train_seconds", "settings", "devices")
+    return {k: blob[k] for k in keep if k in blob}
+
+
+def tracked_bytes(repo: Path) -> int:
+    """Bytes of the files git tracks in `repo`: what the device tool sends besides carried paths."""
+    names = subprocess.run(["git", "-C", str(repo), "ls-files", "-z"], check=True, capture_output=True).stdout
+    return sum((repo / n).stat().st_size for n in names.decode().split("\0") if n and (repo / n).is_file())
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _reencode(src: Path, dst: Path, short_side: int, quality: int) -> None:
+    from PIL import Image
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        if min(im.size) > short_side:
+            s = short_side / min(im.size)
+            im = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))), Image.BICUBIC)
+        im.save(dst, "JPEG", quality=quality)
+
+
+def pack(checkpoint, content, style, out, short_side: int = 512, quality: int = 90, repo=None,
+         limit: int = CARRY_LIMIT) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    blob = weights_blob(checkpoint)
+    torch.save(blob, out / "weights.pt")
+    counts = {}
+    for kind, paths in (("content", content), ("style", style)):
+        folder = out / kind
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob("*.jpg"):
+            old.unlink()
+        files = list_images(paths)
+        if not files:
+            raise ValueError(f"no {kind} images in {', '.join(map(str, paths))}")
+        for i, f in enumerate(files):
+            _reencode(f, folder / f"{i:03d}-{f.stem[:40]}.jpg", short_side, quality)
+        counts[kind] = len(files)
+    manifest = {"config": blob["config"], "iteration": int(blob.get("iteration", 0)),
+                "provenance": blob.get("provenance", ""), "images": counts, "short_side": short_side,
+                "bytes": folder_bytes(out)}
+    if repo is not None:
+        manifest["tracked_bytes"] = tracked_bytes(Path(repo))
+        total = manifest["bytes"] + manifest["tracked_bytes"]
+        if total > limit:
+            raise ValueError(f"pack {out} ({manifest['bytes'] / 2**20:.1f} MiB) + tracked files "
+                             f"({manifest['tracked_bytes'] / 2**20:.1f} MiB) = {total / 2**20:.1f} MiB is over the "
+                             f"device tool's {limit / 2**20:.0f} MiB; lower --short-side or use fewer images")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def split(checkpoint, out, part_bytes: int = PART_LIMIT) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "weights.pt.tmp"
+    torch.save(weights_blob(checkpoint), tmp)
+    data = tmp.read_bytes()
+    tmp.unlink()
+    parts, entries = [], []
+    for i in range(0, max(1, len(data)), part_bytes):
+        chunk = data[i:i + part_bytes]
+        p = out / f"weights.part{len(parts):02d}"
+        p.write_bytes(chunk)
+        parts.append(p)
+        entries.append({"name": p.name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
+    (out / "parts.json").write_text(json.dumps({"parts": entries, "bytes": len(data),
+                                                "sha256": hashlib.sha256(data).hexdigest()}, indent=2) + "\n")
+    return parts
+
+
+def join(manifest, out) -> Path:
+    manifest = Path(manifest)
+    meta = json.loads(manifest.read_text())
+    data = bytearray()
+    for e in meta["parts"]:
+        p = manifest.parent / e["name"]
+        if not p.is_file():
+            raise FileNotFoundError(f"part {p} named in {manifest} is missing")
+        chunk = p.read_bytes()
+        if len(chunk) != e["bytes"] or hashlib.sha256(chunk).hexdigest() != e["sha256"]:
+            raise ValueError(f"part {p} does not match {manifest} (size or SHA-256): copy it again")
+        data += chunk
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise ValueError(f"joined parts of {manifest} do not match its SHA-256")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m mambast.devicekit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pack", help="checkpoint + images -> a folder to carry to the device machine")
+    a.add_argument("--checkpoint", required=True)
+    a.add_argument("--content", nargs="+", required=True)
+    a.add_argument("--style", nargs="+", required=True)
+    a.add_argument("--out", default="../artifacts/device-pack")
+    a.add_argument("--short-side", type=int, default=512)
+    a.add_argument("--quality", type=int, default=90)
+    a.add_argument("--repo", default="..", help="repository whose tracked files travel too (size check)")
+    s = sub.add_parser("split", help="checkpoint -> weights-only parts of <= 15 MiB + parts.json")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--out", required=True)
+    j = sub.add_parser("join", help="parts.json + parts -> one weights.pt (hashes checked)")
+    j.add_argument("--parts", required=True, help="the parts.json that split wrote")
+    j.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    if args.cmd == "pack":
+        m = pack(args.checkpoint, args.content, args.style, args.out, args.short_side, args.quality, args.repo)
+        print(f"{args.out}: {m['images']['content']} content / {m['images']['style']} style images, "
+              f"iteration {m['iteration']}, {m['bytes'] / 2**20:.1f} MiB "
+              f"(+ {m['tracked_bytes'] / 2**20:.1f} MiB tracked = {(m['bytes'] + m['tracked_bytes']) / 2**20:.1f} "
+              f"of {CARRY_LIMIT / 2**20:.0f} MiB)")
+    elif args.cmd == "split":
+        parts = split(args.checkpoint, args.out)
+        print(f"{len(parts)} parts in {args.out}: {', '.join(p.name for p in parts)}")
+    else:
+        print(f"wrote {join(args.parts, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

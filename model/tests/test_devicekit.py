@@ -1,0 +1,120 @@
+"""devicekit: pack for the GPU machine, split into parts it can return, join them back; and
+device-train.sh end to end on CPU (tiny config) so the GPU session does not debug it on its clock."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mambast.checkpoint import load_trained
+from mambast.data import write_png
+from mambast.devicekit import join, pack, split, weights_blob
+from mambast.train import Trainer, _devices
+
+from test_train import smooth_images, tiny_trainer
+
+MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture()
+def trained(tmp_path):
+    tr = tiny_trainer()
+    tr.step()
+    path = tmp_path / "last.pt"
+    tr.save(path)
+    return tr, path
+
+
+def image_folders(tmp_path):
+    folders = {}
+    for kind, seed in (("content", 1), ("style", 2)):
+        folder = tmp_path / f"img-{kind}"
+        folder.mkdir()
+        for i, img in enumerate(smooth_images(seed, 2, size=40)):
+            write_png(folder / f"{kind}{i}.png", img)
+        folders[kind] = folder
+    return folders
+
+
+def test_split_and_join_round_trip_the_weights_without_optimiser_state(trained, tmp_path):
+    tr, path = trained
+    parts = split(path, tmp_path / "parts", part_bytes=100_000)
+    assert len(parts) > 1 and all(p.stat().st_size <= 100_000 for p in parts)
+    joined = join(tmp_path / "parts" / "parts.json", tmp_path / "back" / "weights.pt")
+    blob = torch.load(joined, map_location="cpu")
+    assert "optimizer" not in blob and blob["iteration"] == 1 and blob["devices"] == ["CPU"]
+    model, prov = load_trained(joined, scan_variant="sequential")
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert prov.startswith("trained: 1 iterations, CPU")
+
+
+def test_join_refuses_a_damaged_or_missing_part(trained, tmp_path):
+    _, path = trained
+    parts = split(path, tmp_path / "parts", part_bytes=100_000)
+    data = bytearray(parts[1].read_bytes())
+    data[10] ^= 0xFF
+    parts[1].write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match"):
+        join(tmp_path / "parts" / "parts.json", tmp_path / "w.pt")
+    parts[1].unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        join(tmp_path / "parts" / "parts.json", tmp_path / "w.pt")
+
+
+def test_weights_blob_rejects_a_file_that_is_not_a_training_checkpoint(tmp_path):
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a mambast.train checkpoint"):
+        weights_blob(tmp_path / "x.pt")
+
+
+def test_pack_reencodes_images_and_refuses_what_the_device_tool_cannot_carry(trained, tmp_path):
+    _, path = trained
+    f = image_folders(tmp_path)
+    m = pack(path, [f["content"]], [f["style"]], tmp_path / "pack", short_side=32)
+    assert m["images"] == {"content": 2, "style": 2} and m["iteration"] == 1
+    assert len(list((tmp_path / "pack" / "style").glob("*.jpg"))) == 2
+    from PIL import Image
+    with Image.open(next((tmp_path / "pack" / "content").glob("*.jpg"))) as im:
+        assert min(im.size) == 32  # 40 -> 32
+    repo = os.path.dirname(MODEL_DIR)
+    with pytest.raises(ValueError, match="over the device tool's"):
+        pack(path, [f["content"]], [f["style"]], tmp_path / "pack2", repo=repo, limit=1_000_000)
+
+
+def test_init_weights_continues_the_count_with_a_fresh_optimiser_and_keeps_the_device_history(trained, tmp_path):
+    tr, path = trained
+    fresh = tiny_trainer(seed=9)
+    fresh.init_weights(path)
+    assert fresh.iteration == 1 and not fresh.opt.state
+    assert torch.equal(next(iter(fresh.model.state_dict().values())), next(iter(tr.model.state_dict().values())))
+    assert _devices({"provenance": "trained: 5 iterations, CUDA, random-VGG losses"}) == {"CUDA"}
+    fresh.devices |= {"CUDA"}
+    assert "CPU+CUDA" in fresh.provenance()
+    with pytest.raises(ValueError, match="config"):
+        Trainer(config="small", content=fresh.content, style=fresh.style, crop=32, batch=1).init_weights(path)
+
+
+def test_device_train_script_runs_from_a_pack_and_returns_joinable_parts(trained, tmp_path):
+    """The GPU script with CPU overrides (its extra flags come last, so argparse takes them)."""
+    _, path = trained
+    f = image_folders(tmp_path)
+    pack(path, [f["content"]], [f["style"]], tmp_path / "pack", short_side=40)
+    out = tmp_path / "out"
+    out.mkdir()
+    run = subprocess.run(
+        ["bash", os.path.join(MODEL_DIR, "device-train.sh"), "--minutes", "5", "--pack", str(tmp_path / "pack"),
+         "--device", "cpu", "--config", "tiny", "--crop", "32", "--batch", "1", "--iters", "3", "--threads", "1",
+         "--content-layers", "relu4_1", "relu5_1"],
+        env=dict(os.environ, OUT=str(out), MAMBAST_PYTHON=sys.executable, MAMBAST_RUN_DIR=str(tmp_path / "run")),
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) <= 8 and "parts.json" in names and "log.jsonl" in names and "train.log" in names
+    assert "initialised from" in run.stdout
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in lines] == [2, 3]
+    model, prov = load_trained(join(out / "parts.json", tmp_path / "w.pt"), scan_variant="sequential")
+    assert prov.startswith("trained: 3 iterations, CPU")
