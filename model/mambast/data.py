@@ -30,7 +30,7 @@ def list_images(paths) -> list[Path]:
 
 
 def read_image(path, max_side: int | None = None) -> torch.Tensor:
-    """-> float32 [3, H, W] in [0, 1]. Needs PIL (python3-pil); used by scripts, not by CI tests."""
+    """-> float32 [3, H, W] in [0, 1]. Needs PIL (python3-pil, which scripts/setup.sh installs)."""
     from PIL import Image
     with Image.open(path) as im:
         im = im.convert("RGB")
