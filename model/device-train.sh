@@ -10,7 +10,9 @@
 # Back here: python -m mambast.devicekit join --parts <files_at>/parts.json --out ../artifacts/train/gpu/weights.pt
 #
 # While the machine stays warm, a second call resumes from /tmp/mambast-run/last.pt (Adam moments
-# included); a fresh machine starts again from the pack's weights with a fresh optimiser.
+# included); a fresh machine starts again from the pack's weights with a fresh optimiser. The scan
+# is recomputed in the backward pass on CUDA (mambast.train --recompute-scan auto); if batch 8 still
+# runs out of GPU memory, the script tries once more at batch 4.
 set -euo pipefail
 cd "$(dirname "$0")"
 minutes=8
@@ -23,15 +25,23 @@ run=${MAMBAST_RUN_DIR:-/tmp/mambast-run}
 py=${MAMBAST_PYTHON:-python3}  # the device machine's python3 holds PyTorch
 log=$out/train.log
 { nvidia-smi -L || true; $py -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'; } >"$log" 2>&1
-start=()
-if [[ -f $run/last.pt ]]; then start=(--resume); else start=(--init "$pack/weights.pt"); fi
+train() {
+  local start=(--init "$pack/weights.pt")
+  [[ -f $run/last.pt ]] && start=(--resume)
+  PYTHONUNBUFFERED=1 $py -m mambast.train --config small --device cuda --batch 8 --crop 256 --keep-side 512 \
+      --content-layers scale-matched --content "$pack/content" --style "$pack/style" --out $run \
+      --iters 1000000 --max-minutes "$minutes" --threads 8 --sample-iters 100 --ckpt-minutes 2 \
+      "${start[@]}" "$@" >>$run/stdout.log 2>&1
+}
 mkdir -p $run
 set +e
-PYTHONUNBUFFERED=1 $py -m mambast.train --config small --device cuda --batch 8 --crop 256 --keep-side 512 \
-    --content-layers scale-matched --content "$pack/content" --style "$pack/style" --out $run \
-    --iters 1000000 --max-minutes "$minutes" --threads 8 --sample-iters 100 --ckpt-minutes 2 \
-    "${start[@]}" "$@" >$run/stdout.log 2>&1
+train "$@"
 rc=$?
+if [[ $rc -ne 0 ]] && grep -q "out of memory" $run/stdout.log; then
+  echo "out of GPU memory at batch 8: again at batch 4" | tee -a "$log" >>$run/stdout.log
+  train "$@" --batch 4
+  rc=$?
+fi
 set -e
 { head -n 5 $run/stdout.log; echo ...; tail -n 20 $run/stdout.log; echo "train exit $rc"; } >>"$log"
 if [[ -f $run/last.pt ]]; then

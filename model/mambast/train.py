@@ -58,7 +58,7 @@ class Trainer:
                  crop: int = 64, batch: int = 4, lr: float = 1e-4, device: str = "cpu", seed: int = 0,
                  scan: str = "sequential", vgg_path=None, vgg_seed: int = 0, jitter: float = 0.15,
                  max_scale: float = 2.5, data_note: str = "", schedule: LrSchedule | None = None,
-                 content_layers: tuple[str, ...] = CONTENT_LAYERS):
+                 content_layers: tuple[str, ...] = CONTENT_LAYERS, recompute_scan: bool | None = None):
         if crop % 8 or crop < 16:
             raise ValueError(f"--crop must be a multiple of 8 and >= 16, got {crop}")
         unknown = [x for x in content_layers if x not in LAYERS]
@@ -68,6 +68,8 @@ class Trainer:
         self.device = torch.device(device)
         self.cfg = get_config(config)
         self.model = build_model(self.cfg, seed=seed, scan_variant=scan).to(self.device).train()
+        # default: recompute the scan in the backward pass on CUDA (memory), not on CPU (time)
+        self.model.scan.recompute = self.device.type == "cuda" if recompute_scan is None else recompute_scan
         self.vgg = perceptual_vgg(vgg_path, vgg_seed).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.schedule = schedule or LrSchedule(lr)
@@ -216,6 +218,8 @@ def main(argv=None):
                    help="VGG layers of the content loss (authors: relu4_1 relu5_1, for 256 crops); "
                         "'scale-matched' picks the pair with the same feature-map sizes at --crop")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--recompute-scan", choices=("auto", "on", "off"), default="auto",
+                   help="activation checkpointing of the selective scan (auto: on for CUDA, off for CPU)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="when OUT/last.pt is absent (or without --resume): start from CKPT's weights and "
                         "iteration count with a fresh optimiser (e.g. a devicekit weights.pt)")
@@ -232,7 +236,7 @@ def main(argv=None):
     schedule = LrSchedule(a.lr, a.lr_final, a.schedule_start, a.warmup, a.iters)
     tr = Trainer(a.config, content, style, a.crop, a.batch, a.lr, a.device, a.seed, scan, a.vgg, a.vgg_seed,
                  a.jitter, a.max_scale, a.data_note or f"{len(content)} content / {len(style)} style images",
-                 schedule, layers)
+                 schedule, layers, {"auto": None, "on": True, "off": False}[a.recompute_scan])
     last = out / "last.pt"
     if a.resume and last.exists():
         tr.load(last)

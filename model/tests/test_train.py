@@ -183,3 +183,25 @@ def test_trainer_content_layers_reach_the_loss_and_the_provenance():
     assert "content at" not in tr.provenance()
     with pytest.raises(ValueError, match="--content-layers"):
         tiny_trainer(content_layers=("relu9_9",))
+
+
+def test_recomputed_scan_gives_the_same_gradients_and_saves_less():
+    grads, saved = {}, {}
+    for recompute in (False, True):
+        tr = tiny_trainer(recompute_scan=recompute)
+        c, s = tr.next_batch()
+        sizes = []
+
+        def pack(t):
+            sizes.append(t.numel() * t.element_size())
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            parts, _ = tr.losses(c, s, list(range(3 * c.shape[0])))
+        parts["total"].backward()
+        grads[recompute] = [p.grad.clone() for p in tr.model.parameters() if p.grad is not None]
+        saved[recompute] = sum(sizes)
+    assert len(grads[True]) == len(grads[False]) > 0
+    for a, b in zip(grads[True], grads[False]):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert saved[True] < saved[False]
+    assert tiny_trainer().model.scan.recompute is False  # CPU default: no recompute
