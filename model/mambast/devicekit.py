@@ -5,7 +5,8 @@ tracked tree counts), and gives back at most 8 files of 16 MiB each. A full `las
 (weights + Adam moments, ~58 MB) fits neither way, and the training images live outside the
 repository. So:
 
-    pack   CKPT + image folders -> a folder to carry: weights.pt (model weights, iteration count,
+    pack   CKPT (or an exported folder such as models/default, whose weights mambast.onnx_import
+           reads back exactly) + image folders -> a folder to carry: weights.pt (model weights, iteration count,
            provenance; no optimiser state) and the images re-encoded at a short side of 512 as JPEG;
            refuses when the folder plus the tracked tree would not fit.
     split  a checkpoint -> weights-only parts of <= 15 MiB each + parts.json (SHA-256 of each).
@@ -31,7 +32,12 @@ PART_LIMIT = 15 * 2 ** 20
 
 
 def weights_blob(path) -> dict:
-    """A train.py checkpoint (or a weights.pt) -> the weights-only dict, without optimiser state."""
+    """A train.py checkpoint (or a weights.pt, or an exported model folder such as models/default,
+    read back by mambast.onnx_import) -> the weights-only dict, without optimiser state."""
+    if Path(path).is_dir():
+        from .onnx_import import import_as_checkpoint
+        blob = import_as_checkpoint(path)
+        return {k: blob[k] for k in ("config", "provenance", "state_dict", "iteration")}
     blob = torch.load(path, map_location="cpu")
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
         raise ValueError(f"{path} is not a mambast.train checkpoint (needs 'config' and 'state_dict')")
@@ -135,7 +141,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("pack", help="checkpoint + images -> a folder to carry to the device machine")
-    a.add_argument("--checkpoint", required=True)
+    a.add_argument("--checkpoint", required=True,
+                   help="a mambast.train checkpoint, or an exported folder (e.g. ../models/default)")
     a.add_argument("--content", nargs="+", required=True)
     a.add_argument("--style", nargs="+", required=True)
     a.add_argument("--out", default="../artifacts/device-pack")

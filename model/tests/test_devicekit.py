@@ -118,3 +118,28 @@ def test_device_train_script_runs_from_a_pack_and_returns_joinable_parts(trained
     assert [r["iteration"] for r in lines] == [2, 3]
     model, prov = load_trained(join(out / "parts.json", tmp_path / "w.pt"), scan_variant="sequential")
     assert prov.startswith("trained: 3 iterations, CPU")
+
+
+def test_weights_are_read_back_exactly_from_an_exported_folder(tmp_path):
+    """The bundled model is ONNX only; onnx_import recovers every parameter the graphs use, bit for
+    bit, and devicekit packs from the folder."""
+    from mambast import build_model, get_config
+    from mambast.export import export
+    from mambast.onnx_import import import_folder
+    model = build_model(get_config("tiny"), seed=3, scan_variant="sequential")
+    g = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=g))
+    export(model, tmp_path / "m", "sequential", "trained: 7 iterations, CPU, test", card=False)
+    sd, props, unused = import_folder(tmp_path / "m")
+    ref = model.state_dict()
+    assert props["mambast.config"] == "tiny" and unused and len(unused) < len(ref) // 4
+    for k, v in ref.items():
+        if k not in unused:
+            assert torch.equal(sd[k], v), k
+    blob = weights_blob(tmp_path / "m")
+    assert blob["iteration"] == 7 and blob["config"] == "tiny"
+    (tmp_path / "m" / "stylizer.onnx").unlink()
+    with pytest.raises(FileNotFoundError, match="stylizer.onnx"):
+        import_folder(tmp_path / "m")
