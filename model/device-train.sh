@@ -6,7 +6,8 @@
 #   cd model && /usr/bin/python3 -m mambast.devicekit pack --checkpoint ../artifacts/train/X/last.pt \
 #       --content ../artifacts/training-data/train-content --style ../artifacts/training-data/train-style
 # Then, with the device tool, carrying artifacts/device-pack:
-#   bash model/device-train.sh --minutes 8 [more mambast.train flags, e.g. --lr 1e-4]
+#   bash model/device-train.sh --minutes 9 [more mambast.train flags, e.g. --lr 1e-4]
+#   (--minutes is the whole call's budget: training stops a minute before it to split and copy back)
 # Back here: python -m mambast.devicekit join --parts <files_at>/parts.json --out ../artifacts/train/gpu/weights.pt
 #
 # While the machine stays warm, a second call resumes from /tmp/mambast-run/last.pt (Adam moments
@@ -17,37 +18,56 @@ set -euo pipefail
 cd "$(dirname "$0")"
 minutes=8
 pack=../artifacts/device-pack
-if [[ "${1:-}" == "--minutes" ]]; then minutes=$2; shift 2; fi
-if [[ "${1:-}" == "--pack" ]]; then pack=$2; shift 2; fi
+args=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --minutes) minutes=$2; shift 2 ;;
+    --pack) pack=$2; shift 2 ;;
+    --out|--out=*) echo "device-train.sh: --out is the script's own (\$MAMBAST_RUN_DIR)"; exit 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
 out=${OUT:?OUT must name the folder whose files come back}
 run=${MAMBAST_RUN_DIR:-/tmp/mambast-run}
 [[ -f $pack/weights.pt ]] || { echo "no $pack/weights.pt: carry artifacts/device-pack (mambast.devicekit pack)"; exit 2; }
 py=${MAMBAST_PYTHON:-python3}  # the device machine's python3 holds PyTorch
 log=$out/train.log
-{ nvidia-smi -L || true; $py -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'; } >"$log" 2>&1
+{ nvidia-smi -L || true; $py -c 'import torch, PIL; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "Pillow", PIL.__version__)'; } >"$log" 2>&1 \
+  || { cat "$log"; echo "python3 there lacks torch or Pillow"; exit 2; }
+# a warm machine resumes its run only if it was started from this very pack
+sha=$(sha256sum "$pack/weights.pt" | cut -d' ' -f1)
+if [[ -f $run/last.pt && "$(cat $run/pack.sha 2>/dev/null)" != "$sha" ]]; then rm -rf "$run.old"; mv "$run" "$run.old"; fi
+mkdir -p "$run"
+echo "$sha" >"$run/pack.sha"
+start_iter=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["iteration"])' "$pack/manifest.json")
+attempt=0
 train() {
-  local start=(--init "$pack/weights.pt")
+  attempt=$((attempt + 1))
+  local start=(--init "$pack/weights.pt" --schedule-start "$start_iter" --warmup 50)
   [[ -f $run/last.pt ]] && start=(--resume)
+  local left=$(( minutes * 60 - SECONDS - 60 ))  # leave a minute for splitting and copying back
+  (( left < 60 )) && left=60
   PYTHONUNBUFFERED=1 $py -m mambast.train --config small --device cuda --batch 8 --crop 256 --keep-side 512 \
-      --content-layers scale-matched --content "$pack/content" --style "$pack/style" --out $run \
-      --iters 1000000 --max-minutes "$minutes" --threads 8 --sample-iters 100 --ckpt-minutes 2 \
-      "${start[@]}" "$@" >>$run/stdout.log 2>&1
+      --content-layers scale-matched --content "$pack/content" --style "$pack/style" --out "$run" \
+      --iters 1000000 --max-minutes "$(awk "BEGIN{print $left/60}")" --threads 8 --sample-iters 100 --ckpt-minutes 2 \
+      "${start[@]}" "$@" >"$run/attempt$attempt.log" 2>&1
 }
-mkdir -p $run
 set +e
-train "$@"
+train "${args[@]}"
 rc=$?
-if [[ $rc -ne 0 ]] && grep -q "out of memory" $run/stdout.log; then
-  echo "out of GPU memory at batch 8: again at batch 4" | tee -a "$log" >>$run/stdout.log
-  train "$@" --batch 4
+if [[ $rc -ne 0 ]] && grep -q "out of memory" "$run/attempt$attempt.log"; then
+  echo "out of GPU memory: again at batch 4" | tee -a "$log"
+  train "${args[@]}" --batch 4
   rc=$?
 fi
 set -e
-{ head -n 5 $run/stdout.log; echo ...; tail -n 20 $run/stdout.log; echo "train exit $rc"; } >>"$log"
+cat "$run"/attempt*.log >>"$run/stdout.log"
+{ head -n 5 "$run/attempt$attempt.log"; echo ...; tail -n 20 "$run/attempt$attempt.log"; echo "train exit $rc"; } >>"$log"
+rm -f "$run"/attempt*.log
 if [[ -f $run/last.pt ]]; then
-  $py -m mambast.devicekit split --checkpoint $run/last.pt --out "$out" >>"$log" 2>&1
-  cp $run/log.jsonl "$out/log.jsonl"
-  sample=$(ls $run/samples/*.png 2>/dev/null | tail -n 1 || true)
+  $py -m mambast.devicekit split --checkpoint "$run/last.pt" --out "$out" >>"$log" 2>&1
+  cp "$run/log.jsonl" "$out/log.jsonl"
+  sample=$(ls "$run"/samples/*.png 2>/dev/null | tail -n 1 || true)
   [[ -n $sample ]] && cp "$sample" "$out/sample.png"
 fi
 cat "$log"

@@ -28,6 +28,8 @@ def scale_matched_content_layers(crop: int, authors_crop: int = 256) -> tuple[st
     """The two layers whose feature maps at `crop` have the sizes relu4_1 and relu5_1 have at the
     authors' 256 crops (32x32 and 16x16): each halving of the crop moves one layer shallower.
     At crop 64 that is relu2_1 and relu3_1; at 128, relu3_1 and relu4_1; at 256, the authors' pair."""
+    if crop <= 0:
+        raise ValueError(f"no scale-matched content layers for crop {crop} (needs 256 / 2**k, k <= 3)")
     shift = 0
     while crop * (2 ** shift) < authors_crop:
         shift += 1

@@ -265,7 +265,7 @@ class MambaST(nn.Module):
         tokens = self.encode_style(style)
         seeds = [seed] * b if isinstance(seed, int) else list(seed)
         idx = torch.stack([torch.from_numpy(style_index(sd, tokens.shape[1], (h // 8) * (w // 8)))
-                           for sd in seeds])
+                           for sd in seeds]).to(tokens.device)
         return self.stylize(content, tokens, idx, strength)
 
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.schedule = schedule or LrSchedule(lr)
         self.skipped = 0
+        self.seed = seed
         self.gen = torch.Generator().manual_seed(seed + 1)
         self.content, self.style = content, style
         self.crop, self.batch, self.jitter, self.max_scale = crop, batch, jitter, max_scale
@@ -163,6 +165,9 @@ class Trainer:
         self.iteration = int(blob.get("iteration", 0))
         self.train_seconds = float(blob.get("train_seconds", 0.0))
         self.devices |= _devices(blob)
+        # new data order for each start point: a run re-started from the same pack on a fresh machine
+        # must not replay the crops of the first run
+        self.gen.manual_seed((self.seed + 1) * 1_000_003 + self.iteration)
 
     def load(self, path) -> None:
         blob = torch.load(path, map_location="cpu")
@@ -181,8 +186,8 @@ def _devices(blob) -> set[str]:
     """Where a checkpoint was trained so far (older checkpoints: read from the provenance text)."""
     if "devices" in blob:
         return set(blob["devices"])
-    prov = blob.get("provenance", "")
-    return {d for d in ("CPU", "CUDA") if f", {d}," in prov}
+    m = re.search(r", ((?:CPU|CUDA)(?:\+(?:CPU|CUDA))*),", blob.get("provenance", ""))
+    return set(m.group(1).split("+")) if m else set()
 
 
 def main(argv=None):

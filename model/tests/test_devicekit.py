@@ -91,6 +91,8 @@ def test_init_weights_continues_the_count_with_a_fresh_optimiser_and_keeps_the_d
     assert fresh.iteration == 1 and not fresh.opt.state
     assert torch.equal(next(iter(fresh.model.state_dict().values())), next(iter(tr.model.state_dict().values())))
     assert _devices({"provenance": "trained: 5 iterations, CUDA, random-VGG losses"}) == {"CUDA"}
+    assert _devices({"provenance": "trained: 9 iterations (notes, more), CPU+CUDA, random-VGG"}) == {"CPU", "CUDA"}
+    assert not torch.equal(fresh.gen.get_state(), tiny_trainer(seed=9).gen.get_state())  # new data order
     fresh.devices |= {"CUDA"}
     assert "CPU+CUDA" in fresh.provenance()
     with pytest.raises(ValueError, match="config"):
@@ -104,12 +106,16 @@ def test_device_train_script_runs_from_a_pack_and_returns_joinable_parts(trained
     pack(path, [f["content"]], [f["style"]], tmp_path / "pack", short_side=40)
     out = tmp_path / "out"
     out.mkdir()
-    run = subprocess.run(
-        ["bash", os.path.join(MODEL_DIR, "device-train.sh"), "--minutes", "5", "--pack", str(tmp_path / "pack"),
-         "--device", "cpu", "--config", "tiny", "--crop", "32", "--batch", "1", "--iters", "3", "--threads", "1",
-         "--content-layers", "relu4_1", "relu5_1"],
-        env=dict(os.environ, OUT=str(out), MAMBAST_PYTHON=sys.executable, MAMBAST_RUN_DIR=str(tmp_path / "run")),
-        capture_output=True, text=True, timeout=300)
+    def call(iters, extra=()):
+        for f in out.iterdir():
+            f.unlink()
+        return subprocess.run(
+            ["bash", os.path.join(MODEL_DIR, "device-train.sh"), "--pack", str(tmp_path / "pack"), "--minutes", "5",
+             "--device", "cpu", "--config", "tiny", "--crop", "32", "--batch", "1", "--iters", str(iters),
+             "--threads", "1", "--content-layers", "relu4_1", "relu5_1", *extra],
+            env=dict(os.environ, OUT=str(out), MAMBAST_PYTHON=sys.executable, MAMBAST_RUN_DIR=str(tmp_path / "run")),
+            capture_output=True, text=True, timeout=300)
+    run = call(3)
     assert run.returncode == 0, run.stdout + run.stderr
     names = sorted(p.name for p in out.iterdir())
     assert len(names) <= 8 and "parts.json" in names and "log.jsonl" in names and "train.log" in names
@@ -118,28 +124,11 @@ def test_device_train_script_runs_from_a_pack_and_returns_joinable_parts(trained
     assert [r["iteration"] for r in lines] == [2, 3]
     model, prov = load_trained(join(out / "parts.json", tmp_path / "w.pt"), scan_variant="sequential")
     assert prov.startswith("trained: 3 iterations, CPU")
-
-
-def test_weights_are_read_back_exactly_from_an_exported_folder(tmp_path):
-    """The bundled model is ONNX only; onnx_import recovers every parameter the graphs use, bit for
-    bit, and devicekit packs from the folder."""
-    from mambast import build_model, get_config
-    from mambast.export import export
-    from mambast.onnx_import import import_folder
-    model = build_model(get_config("tiny"), seed=3, scan_variant="sequential")
-    g = torch.Generator().manual_seed(9)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn(p.shape, generator=g))
-    export(model, tmp_path / "m", "sequential", "trained: 7 iterations, CPU, test", card=False)
-    sd, props, unused = import_folder(tmp_path / "m")
-    ref = model.state_dict()
-    assert props["mambast.config"] == "tiny" and unused and len(unused) < len(ref) // 4
-    for k, v in ref.items():
-        if k not in unused:
-            assert torch.equal(sd[k], v), k
-    blob = weights_blob(tmp_path / "m")
-    assert blob["iteration"] == 7 and blob["config"] == "tiny"
-    (tmp_path / "m" / "stylizer.onnx").unlink()
-    with pytest.raises(FileNotFoundError, match="stylizer.onnx"):
-        import_folder(tmp_path / "m")
+    # still warm, same pack: resumes (Adam moments included)
+    run = call(4)
+    assert run.returncode == 0 and "resumed at iteration 3" in run.stdout, run.stdout + run.stderr
+    # a new pack on the same machine starts from the new weights, not the old run
+    pack(tmp_path / "w.pt", [f["content"]], [f["style"]], tmp_path / "pack", short_side=40)
+    run = call(5)
+    assert run.returncode == 0 and "initialised from" in run.stdout, run.stdout + run.stderr
+    assert call(5, ["--out", "/tmp/x"]).returncode == 2

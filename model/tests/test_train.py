@@ -157,7 +157,7 @@ def test_scale_matched_content_layers_keep_the_authors_feature_map_sizes():
     assert scale_matched_content_layers(128) == ("relu3_1", "relu4_1")
     assert scale_matched_content_layers(64) == ("relu2_1", "relu3_1")
     assert scale_matched_content_layers(32) == ("relu1_1", "relu2_1")
-    for bad in (48, 16, 512):
+    for bad in (48, 16, 512, 0, -64):
         with pytest.raises(ValueError, match="scale-matched"):
             scale_matched_content_layers(bad)
 
@@ -205,3 +205,21 @@ def test_recomputed_scan_gives_the_same_gradients_and_saves_less():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
     assert saved[True] < saved[False]
     assert tiny_trainer().model.scan.recompute is False  # CPU default: no recompute
+
+
+def test_style_index_follows_the_style_tokens_device(monkeypatch):
+    """torch.gather needs index and input on one device (CUDA training); check the index's device."""
+    tr = tiny_trainer()
+    c, s = tr.next_batch()
+    real = torch.gather
+    seen = []
+
+    def spy(inp, dim, index, *a, **kw):
+        seen.append(index.device == inp.device)
+        return real(inp, dim, index, *a, **kw)
+    monkeypatch.setattr(torch, "gather", spy)
+    tokens = tr.model.encode_style(s)
+    monkeypatch.setattr(tr.model, "encode_style", lambda style: tokens.to("meta"))
+    with pytest.raises(Exception):
+        tr.model(c, s, seed=1)  # meta tokens: fails after the index is moved, or before on old code
+    assert seen == [True]
