@@ -121,3 +121,10 @@ def test_onnx_scan_graph_matches_reference(variant, ort_available, tmp_path):
         y = ort_available.run(path, feeds)["y"]
         assert np.isfinite(y).all()
         assert rel_err(torch.from_numpy(y), scan_reference(*args)) < RTOL, case
+
+
+def test_bench_train_baseline_is_the_same_recurrence():
+    """bench_train.py's `sliced` baseline must compute what `sequential` computes, or its ratio lies."""
+    from bench_train import scan_sliced
+    args = make_inputs(4, b=2, length=37)
+    assert rel_err(scan_sliced(*args), scan_sequential(*args)) < 1e-6
