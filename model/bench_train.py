@@ -5,7 +5,8 @@
 Random weights and random smooth images (no data needed). Prints the median of --steps timed steps
 after one warm-up step for each variant, and each variant's ratio against `sliced` measured in the
 same run: the baseline is the sequential recurrence with its per-token inputs taken as L slices
-(what `sequential` did before it switched to one `unbind` per input; kept here, not in mambast). Also prints which BLAS PyTorch uses:
+(what `sequential` did before it switched to one `unbind` per input; kept here, not in mambast).
+Also prints which BLAS PyTorch uses:
 Debian's python3-torch runs on whatever libblas.so.3 the alternatives system points at, and the
 reference BLAS makes every step several times slower (scripts/setup.sh installs OpenBLAS).
 Like bench.py it re-executes itself with glibc malloc tuned to keep freed memory.
@@ -14,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import contextlib
 import statistics
 import sys
 import time
-
-import contextlib
 
 import torch
 import torch.nn.functional as F

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -36,8 +37,7 @@ def weights_blob(path) -> dict:
     read back by mambast.onnx_import) -> the weights-only dict, without optimiser state."""
     if Path(path).is_dir():
         from .onnx_import import import_as_checkpoint
-        blob = import_as_checkpoint(path)
-        return {k: blob[k] for k in ("config", "provenance", "state_dict", "iteration")}
+        return import_as_checkpoint(path)
     blob = torch.load(path, map_location="cpu")
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
         raise ValueError(f"{path} is not a mambast.train checkpoint (needs 'config' and 'state_dict')")
@@ -100,10 +100,9 @@ def pack(checkpoint, content, style, out, short_side: int = 512, quality: int = 
 def split(checkpoint, out, part_bytes: int = PART_LIMIT) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "weights.pt.tmp"
-    torch.save(weights_blob(checkpoint), tmp)
-    data = tmp.read_bytes()
-    tmp.unlink()
+    buf = io.BytesIO()
+    torch.save(weights_blob(checkpoint), buf)
+    data = buf.getvalue()
     parts, entries = [], []
     for i in range(0, max(1, len(data)), part_bytes):
         chunk = data[i:i + part_bytes]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .vgg import LAYERS
+
 WEIGHTS = {"content": 7.0, "style": 10.0, "identity1": 70.0, "identity2": 1.0}
 
 
@@ -20,21 +22,16 @@ def normalise(feat):
     return (feat - mean) / std
 
 
-LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_1", "relu5_1")  # the authors' choice, for 256x256 crops
 
 
-def scale_matched_content_layers(crop: int, authors_crop: int = 256) -> tuple[str, ...]:
+def scale_matched_content_layers(crop: int) -> tuple[str, ...]:
     """The two layers whose feature maps at `crop` have the sizes relu4_1 and relu5_1 have at the
     authors' 256 crops (32x32 and 16x16): each halving of the crop moves one layer shallower.
     At crop 64 that is relu2_1 and relu3_1; at 128, relu3_1 and relu4_1; at 256, the authors' pair."""
-    if crop <= 0:
-        raise ValueError(f"no scale-matched content layers for crop {crop} (needs 256 / 2**k, k <= 3)")
-    shift = 0
-    while crop * (2 ** shift) < authors_crop:
-        shift += 1
-    if crop * (2 ** shift) != authors_crop or shift > 3:
-        raise ValueError(f"no scale-matched content layers for crop {crop} (needs 256 / 2**k, k <= 3)")
+    shift = {256: 0, 128: 1, 64: 2, 32: 3}.get(crop)
+    if shift is None:
+        raise ValueError(f"no scale-matched content layers for crop {crop} (one of 256, 128, 64, 32)")
     return LAYERS[3 - shift:5 - shift]
 
 

@@ -23,9 +23,8 @@ class ScanSettings:
     """Shared, mutable scan choice: one object referenced by every SS2D of a model.
 
     `recompute`: under autograd, keep only the scan's inputs and recompute its internals in the
-    backward pass (activation checkpointing). The scan's per-token states are the bulk of training
-    memory: ~62 GiB of saved tensors for `small` at batch 8, crop 256 with the sequential scan and
-    ~240 GiB with the parallel one, more than an H100 has (measured on CPU at crop 64 and scaled)."""
+    backward pass (activation checkpointing); the scan's per-token states are the bulk of training
+    memory (numbers in model/README.md, "Training on the lent GPU machine")."""
 
     def __init__(self, variant: str = "parallel", chunk: int = DEFAULT_CHUNK, recompute: bool = False):
         self.variant = variant

@@ -15,6 +15,7 @@ To continue training the bundled model elsewhere (the GPU machine), its weights 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from onnx import numpy_helper
 
 from .config import get_config
 from .model import build_model
+from .scan import DEFAULT_CHUNK
 
 GRAPHS = ("style_encoder", "stylizer")
 
@@ -71,14 +73,12 @@ def read_folder(folder) -> tuple[dict, dict[str, str]]:
     return protos, props
 
 
-def import_folder(folder, chunk: int | None = None):
+def import_folder(folder, chunk: int = DEFAULT_CHUNK):
     """-> (state_dict, props, unused parameter names). Raises if the round trip is not exact."""
-    from .scan import DEFAULT_CHUNK
     protos, props = read_folder(folder)
     cfg, scan = get_config(props["mambast.config"]), props["mambast.scan_variant"]
     if scan == "fused":
         raise ValueError("import from a `sequential` or `parallel` export (the fused one has the same weights)")
-    chunk = chunk or DEFAULT_CHUNK
     target = tensors_of(protos)
     model = build_model(cfg, seed=0, scan_variant="sequential")
     base = {k: v.clone() for k, v in model.state_dict().items()}
@@ -123,20 +123,11 @@ def import_folder(folder, chunk: int | None = None):
     return sd, props, unused
 
 
-def import_as_checkpoint(folder, out=None) -> dict:
-    """A weights blob (devicekit / train --init / export / evaluate format) from an export folder."""
-    sd, props, unused = import_folder(folder)
-    blob = {"config": props["mambast.config"],
-            "provenance": props.get("mambast.provenance", "trained"),
-            "state_dict": sd, "iteration": _iterations(props.get("mambast.provenance", "")),
-            "imported_from": f"{props.get('mambast.model_name', '?')} {props.get('mambast.model_version', '?')}",
-            "unused_parameters": unused}
-    if out is not None:
-        torch.save(blob, out)
-    return blob
-
-
-def _iterations(provenance: str) -> int:
-    import re
+def import_as_checkpoint(folder) -> dict:
+    """A weights blob (devicekit / train --init / export / evaluate format) from an export folder;
+    the iteration count comes from the provenance the exporter stored ("trained: N iterations")."""
+    sd, props, _ = import_folder(folder)
+    provenance = props.get("mambast.provenance", "trained")
     m = re.search(r"trained: (\d+) iterations", provenance)
-    return int(m.group(1)) if m else 0
+    return {"config": props["mambast.config"], "provenance": provenance, "state_dict": sd,
+            "iteration": int(m.group(1)) if m else 0}

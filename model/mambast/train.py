@@ -155,9 +155,9 @@ class Trainer:
         torch.save(self.state(), tmp)
         os.replace(tmp, path)
 
-    def init_weights(self, path) -> None:
+    def init_weights(self, path) -> dict:
         """Start from a checkpoint's weights and iteration count with fresh Adam moments and data
-        order (a devicekit weights.pt has no optimiser state)."""
+        order (a devicekit weights.pt has no optimiser state). Returns the loaded checkpoint."""
         blob = torch.load(path, map_location="cpu")
         if blob.get("config") != self.cfg.name:
             raise ValueError(f"checkpoint {path} is config {blob.get('config')!r}, not {self.cfg.name!r}")
@@ -168,18 +168,14 @@ class Trainer:
         # new data order for each start point: a run re-started from the same pack on a fresh machine
         # must not replay the crops of the first run
         self.gen.manual_seed((self.seed + 1) * 1_000_003 + self.iteration)
+        return blob
 
     def load(self, path) -> None:
-        blob = torch.load(path, map_location="cpu")
-        if blob.get("config") != self.cfg.name:
-            raise ValueError(f"checkpoint {path} is config {blob.get('config')!r}, not {self.cfg.name!r}")
-        self.model.load_state_dict(blob["state_dict"], strict=True)
+        """Resume exactly: weights, Adam moments, data order and RNG of a train.py last.pt."""
+        blob = self.init_weights(path)
         self.opt.load_state_dict(blob["optimizer"])
-        self.iteration = int(blob["iteration"])
         self.gen.set_state(blob["gen_state"])
         torch.set_rng_state(blob["torch_rng"])
-        self.train_seconds = float(blob.get("train_seconds", 0.0))
-        self.devices |= _devices(blob)
 
 
 def _devices(blob) -> set[str]:
