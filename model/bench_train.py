@@ -83,6 +83,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--variants", nargs="+", default=["sliced", "sequential"],
                    help="also: parallel (the chunked scan; its backward is slow on CPU: minutes per step)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="cuda: also prints each variant's peak GPU memory (the scan recomputed in backward)")
     p.add_argument("--no-malloc-tuning", action="store_true")
     a = p.parse_args(argv)
     if not a.no_malloc_tuning and os.environ.get("MALLOC_MMAP_MAX_") != "0":
@@ -93,18 +95,28 @@ def main(argv=None):
     results = {}
     for name in a.variants:
         with variant(name) as model_variant:
-            tr = Trainer(a.config, pool(1), pool(2), a.crop, a.batch, scan=model_variant)
-            tr.step()  # warm-up (allocator, oneDNN primitives)
+            side = max(160, a.crop + a.crop // 4)
+            tr = Trainer(a.config, pool(1, size=side), pool(2, size=side), a.crop, a.batch, scan=model_variant,
+                         device=a.device)
+            if a.device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            tr.step()  # warm-up (allocator, oneDNN primitives / cuDNN algorithm choice)
             times = []
             for _ in range(a.steps):
                 t0 = time.perf_counter()
-                tr.step()
+                tr.step()  # synchronises the GPU before it returns
                 times.append(time.perf_counter() - t0)
+            mem = (f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+                   if a.device == "cuda" else "")
+            del tr
         results[name] = statistics.median(times)
         base = results.get("sliced")
         ratio = f"  {base / results[name]:.2f}x vs sliced" if base else ""
-        print(f"{name:>10}: {results[name]:.2f} s/step (median of {a.steps}){ratio}", flush=True)
-    print(f"BLAS: {blas()}")
+        print(f"{name:>10}: {results[name]:.3f} s/step (median of {a.steps}){ratio}{mem}", flush=True)
+    if a.device == "cuda":
+        print(f"GPU: {torch.cuda.get_device_name()}")
+    else:
+        print(f"BLAS: {blas()}")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,17 @@ from .model import MambaST, build_model
 PARTS = {"embedding": "embedding", "mamba": "mamba", "decoder": "decoder"}
 
 
+def load_file(path):
+    """torch.load of a checkpoint this project (or the authors) wrote, on the CPU. PyTorch >= 2.6
+    loads with weights_only=True by default, which refuses some of a train.py checkpoint's entries
+    (RNG states, settings); these files are our own, so they load in full on every version."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def _state_dict(path_or_dict):
     if isinstance(path_or_dict, dict):
         return path_or_dict
-    sd = torch.load(path_or_dict, map_location="cpu")
+    sd = load_file(path_or_dict)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     return sd
@@ -46,7 +53,7 @@ def save_trained(model: MambaST, path, provenance: str = "trained") -> None:
 
 def load_trained(path, config=None, scan_variant="parallel"):
     """-> (model, provenance). Accepts save_trained files or a bare MambaST state dict."""
-    blob = torch.load(path, map_location="cpu")
+    blob = load_file(path)
     if "state_dict" in blob:
         sd, name, prov = blob["state_dict"], blob.get("config", config), blob.get("provenance", "trained")
     else:

@@ -11,6 +11,9 @@ repository. So:
            refuses when the folder plus the tracked tree would not fit.
     split  a checkpoint -> weights-only parts of <= 15 MiB each + parts.json (SHA-256 of each).
     join   parts.json + parts -> one weights.pt, every part's hash checked.
+    reweight  parts.json + parts -> a pack's weights.pt and manifest, its images kept: the next call
+           starts where the last one stopped (a device machine goes back 30 s after a call, so
+           each call starts fresh from what it carries).
 
 weights.pt loads everywhere a checkpoint does: `mambast.train --init`, `mambast.export
 --checkpoint`, `mambast.evaluate --checkpoint`. model/device-train.sh is the command that runs there.
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import load_file
 from .data import list_images
 
 CARRY_LIMIT = 64 * 2 ** 20
@@ -38,7 +42,7 @@ def weights_blob(path) -> dict:
     if Path(path).is_dir():
         from .onnx_import import import_as_checkpoint
         return import_as_checkpoint(path)
-    blob = torch.load(path, map_location="cpu")
+    blob = load_file(path)
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
         raise ValueError(f"{path} is not a mambast.train checkpoint (needs 'config' and 'state_dict')")
     keep = ("config", "provenance", "state_dict", "iteration", "train_seconds", "settings", "devices")
@@ -135,6 +139,25 @@ def join(manifest, out) -> Path:
     return out
 
 
+def reweight(manifest, pack_dir) -> dict:
+    """Replace a pack's weights with the joined parts of a device run (images untouched)."""
+    pack_dir = Path(pack_dir)
+    meta_path = pack_dir / "manifest.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{pack_dir} is not a devicekit pack (no manifest.json)")
+    meta = json.loads(meta_path.read_text())
+    tmp = join(manifest, pack_dir / "weights.pt.tmp")
+    blob = weights_blob(tmp)
+    if blob["config"] != meta["config"]:
+        tmp.unlink()
+        raise ValueError(f"parts hold config {blob['config']!r}, the pack {meta['config']!r}")
+    tmp.replace(pack_dir / "weights.pt")
+    meta.update(iteration=int(blob.get("iteration", 0)), provenance=blob.get("provenance", ""),
+                bytes=folder_bytes(pack_dir))
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mambast.devicekit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -154,6 +177,9 @@ def main(argv=None):
     j = sub.add_parser("join", help="parts.json + parts -> one weights.pt (hashes checked)")
     j.add_argument("--parts", required=True, help="the parts.json that split wrote")
     j.add_argument("--out", required=True)
+    r = sub.add_parser("reweight", help="parts.json + parts -> a pack's weights.pt (images kept)")
+    r.add_argument("--parts", required=True, help="the parts.json that split wrote")
+    r.add_argument("--pack", default="../artifacts/device-pack")
     args = p.parse_args(argv)
     if args.cmd == "pack":
         m = pack(args.checkpoint, args.content, args.style, args.out, args.short_side, args.quality, args.repo)
@@ -164,6 +190,9 @@ def main(argv=None):
     elif args.cmd == "split":
         parts = split(args.checkpoint, args.out)
         print(f"{len(parts)} parts in {args.out}: {', '.join(p.name for p in parts)}")
+    elif args.cmd == "reweight":
+        m = reweight(args.parts, args.pack)
+        print(f"{args.pack}: weights at iteration {m['iteration']}, {m['bytes'] / 2**20:.1f} MiB")
     else:
         print(f"wrote {join(args.parts, args.out)}")
 

@@ -10,7 +10,7 @@ import torch
 
 from mambast.checkpoint import load_trained
 from mambast.data import write_png
-from mambast.devicekit import join, pack, split, weights_blob
+from mambast.devicekit import join, pack, reweight, split, weights_blob
 from mambast.train import Trainer, _devices
 
 from test_train import smooth_images, tiny_trainer
@@ -62,6 +62,32 @@ def test_join_refuses_a_damaged_or_missing_part(trained, tmp_path):
     parts[1].unlink()
     with pytest.raises(FileNotFoundError, match="missing"):
         join(tmp_path / "parts" / "parts.json", tmp_path / "w.pt")
+
+
+def test_reweight_puts_a_runs_parts_into_the_pack_and_keeps_its_images(trained, tmp_path):
+    tr, path = trained
+    folders = image_folders(tmp_path)
+    pack(path, [folders["content"]], [folders["style"]], tmp_path / "pack")
+    images = sorted(p.name for p in (tmp_path / "pack").rglob("*.jpg"))
+    tr.step()
+    tr.step()
+    tr.save(tmp_path / "later.pt")
+    split(tmp_path / "later.pt", tmp_path / "parts", part_bytes=100_000)
+    meta = reweight(tmp_path / "parts" / "parts.json", tmp_path / "pack")
+    assert meta["iteration"] == 3
+    assert json.loads((tmp_path / "pack" / "manifest.json").read_text())["iteration"] == 3
+    assert sorted(p.name for p in (tmp_path / "pack").rglob("*.jpg")) == images
+    assert not (tmp_path / "pack" / "weights.pt.tmp").exists()
+    blob = torch.load(tmp_path / "pack" / "weights.pt", map_location="cpu")
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(blob["state_dict"][k], v), k
+    # parts of another config are refused and the pack keeps its weights
+    blob["config"] = "small"
+    torch.save(blob, tmp_path / "small.pt")
+    split(tmp_path / "small.pt", tmp_path / "parts2", part_bytes=100_000)
+    with pytest.raises(ValueError, match="config 'small'"):
+        reweight(tmp_path / "parts2" / "parts.json", tmp_path / "pack")
+    assert torch.load(tmp_path / "pack" / "weights.pt", map_location="cpu")["iteration"] == 3
 
 
 def test_weights_blob_rejects_a_file_that_is_not_a_training_checkpoint(tmp_path):
