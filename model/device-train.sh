@@ -10,10 +10,12 @@
 #   (--minutes is the whole call's budget: training stops a minute before it to split and copy back)
 # Back here: python -m mambast.devicekit join --parts <files_at>/parts.json --out ../artifacts/train/gpu/weights.pt
 #
-# While the machine stays warm, a second call resumes from /tmp/mambast-run/last.pt (Adam moments
-# included); a fresh machine starts again from the pack's weights with a fresh optimiser. The scan
-# is recomputed in the backward pass on CUDA (mambast.train --recompute-scan auto); if batch 8 still
-# runs out of GPU memory, the script tries once more at batch 4.
+# Between calls, at once: python -m mambast.devicekit reweight --parts <files_at>/parts.json (the pack
+# then holds this call's weights; the machine goes back 30 s after a call and a fresh one starts from
+# the pack). A machine still warm resumes /tmp/mambast-run/last.pt (Adam moments included) only if it
+# was started from the same pack. The scan is recomputed in the backward pass on CUDA (mambast.train
+# --recompute-scan auto); if batch 8 still runs out of GPU memory, the script tries once more at batch 4.
+# Measured on the H100: small, batch 8: 2.9 s/step at crop 256 (57.7 GiB), 0.74 s at crop 128 (14.6 GiB).
 set -euo pipefail
 cd "$(dirname "$0")"
 minutes=8

@@ -139,7 +139,7 @@ class Trainer:
             torch.cuda.synchronize(self.device)  # the step's kernels are queued, not yet run
         dt = time.time() - t0
         self.train_seconds += dt
-        rec = {k: float(v) for k, v in parts.items()}
+        rec = {k: float(v.detach()) for k, v in parts.items()}
         rec.update(iteration=self.iteration, seconds=round(dt, 3), lr=lr)
         if self.device.type == "cuda":
             rec["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 2)
