@@ -1,12 +1,15 @@
-"""Seconds per training step (forward + backward + Adam) of a config, per scan variant, on CPU.
+"""Seconds per training step (forward + backward + Adam) of a config, per scan variant, on the CPU
+or (--device cuda) a GPU.
 
     cd model && /usr/bin/python3 bench_train.py [--config small] [--crop 64] [--batch 4] [--threads 2] [--steps 4]
+    cd model && python3 bench_train.py --device cuda --config small --crop 256 --batch 8 --steps 3 \
+        --variants parallel sequential --no-malloc-tuning      # on the GPU machine
 
 Random weights and random smooth images (no data needed). Prints the median of --steps timed steps
 after one warm-up step for each variant, and each variant's ratio against `sliced` measured in the
 same run: the baseline is the sequential recurrence with its per-token inputs taken as L slices
 (what `sequential` did before it switched to one `unbind` per input; kept here, not in mambast).
-Also prints which BLAS PyTorch uses:
+On CUDA it prints each variant's peak GPU memory and the GPU's name; on the CPU, which BLAS PyTorch uses:
 Debian's python3-torch runs on whatever libblas.so.3 the alternatives system points at, and the
 reference BLAS makes every step several times slower (scripts/setup.sh installs OpenBLAS).
 Like bench.py it re-executes itself with glibc malloc tuned to keep freed memory.

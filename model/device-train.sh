@@ -2,7 +2,7 @@
 # Train on the lent GPU machine (the `device` tool), from a devicekit pack, and write the result to
 # $OUT in pieces the tool can bring back (<= 8 files of <= 16 MiB).
 #
-# Here, first (see docs/evaluation.md, "Training on the GPU machine"):
+# Here, first (see model/README.md, "Training on the lent GPU machine"):
 #   cd model && /usr/bin/python3 -m mambast.devicekit pack --checkpoint ../artifacts/train/X/last.pt \
 #       --content ../artifacts/training-data/train-content --style ../artifacts/training-data/train-style
 # Then, with the device tool, carrying artifacts/device-pack:
@@ -12,8 +12,8 @@
 #
 # Between calls, at once: python -m mambast.devicekit reweight --parts <files_at>/parts.json (the pack
 # then holds this call's weights; the machine goes back 30 s after a call and a fresh one starts from
-# the pack). A machine still warm resumes /tmp/mambast-run/last.pt (Adam moments included) only if it
-# was started from the same pack. The scan is recomputed in the backward pass on CUDA (mambast.train
+# the pack). A machine still warm resumes /tmp/mambast-run/last.pt (Adam moments included) when the
+# pack holds the weights it started from or the weights it last returned (what reweight puts there). The scan is recomputed in the backward pass on CUDA (mambast.train
 # --recompute-scan auto); if batch 8 still runs out of GPU memory, the script tries once more at batch 4.
 # Measured on the H100: small, batch 8: 2.9 s/step at crop 256 (57.7 GiB), 0.74 s at crop 128 (14.6 GiB).
 set -euo pipefail
@@ -36,11 +36,12 @@ py=${MAMBAST_PYTHON:-python3}  # the device machine's python3 holds PyTorch
 log=$out/train.log
 { nvidia-smi -L || true; $py -c 'import torch, PIL; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "Pillow", PIL.__version__)'; } >"$log" 2>&1 \
   || { cat "$log"; echo "python3 there lacks torch or Pillow"; exit 2; }
-# a warm machine resumes its run only if it was started from this very pack
+# a warm machine resumes its run only if the pack holds the weights the run started from or last
+# returned (pack.sha lists both); any other pack starts a new run
 sha=$(sha256sum "$pack/weights.pt" | cut -d' ' -f1)
-if [[ -f $run/last.pt && "$(cat $run/pack.sha 2>/dev/null)" != "$sha" ]]; then rm -rf "$run.old"; mv "$run" "$run.old"; fi
+if [[ -f $run/last.pt ]] && ! grep -qxF "$sha" "$run/pack.sha" 2>/dev/null; then rm -rf "$run.old"; mv "$run" "$run.old"; fi
 mkdir -p "$run"
-echo "$sha" >"$run/pack.sha"
+[[ -f $run/last.pt ]] || echo "$sha" >"$run/pack.sha"
 start_iter=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["iteration"])' "$pack/manifest.json")
 attempt=0
 train() {
@@ -68,6 +69,8 @@ cat "$run"/attempt*.log >>"$run/stdout.log"
 rm -f "$run"/attempt*.log
 if [[ -f $run/last.pt ]]; then
   $py -m mambast.devicekit split --checkpoint "$run/last.pt" --out "$out" >>"$log" 2>&1
+  # reweight turns these parts into the next pack's weights.pt, byte for byte: resume from it while warm
+  $py -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])' "$out/parts.json" >>"$run/pack.sha"
   cp "$run/log.jsonl" "$out/log.jsonl"
   sample=$(ls "$run"/samples/*.png 2>/dev/null | tail -n 1 || true)
   [[ -n $sample ]] && cp "$sample" "$out/sample.png"

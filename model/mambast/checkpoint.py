@@ -13,16 +13,17 @@ PARTS = {"embedding": "embedding", "mamba": "mamba", "decoder": "decoder"}
 
 
 def load_file(path):
-    """torch.load of a checkpoint this project (or the authors) wrote, on the CPU. PyTorch >= 2.6
-    loads with weights_only=True by default, which refuses some of a train.py checkpoint's entries
-    (RNG states, settings); these files are our own, so they load in full on every version."""
+    """torch.load, on the CPU, of a checkpoint this project wrote (train.py, devicekit, save_trained).
+    weights_only is explicit so that PyTorch 1.13 here and 2.x on the GPU machine (whose default
+    became weights_only=True in 2.6) load these files the same way; they are our own files. The
+    authors' downloaded .pth files go through torch.load's default instead (_state_dict)."""
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def _state_dict(path_or_dict):
     if isinstance(path_or_dict, dict):
         return path_or_dict
-    sd = load_file(path_or_dict)
+    sd = torch.load(path_or_dict, map_location="cpu")  # third-party file: the version's safe default
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     return sd

@@ -39,7 +39,7 @@ PART_LIMIT = 15 * 2 ** 20
 def weights_blob(path) -> dict:
     """A train.py checkpoint (or a weights.pt, or an exported model folder such as models/default,
     read back by mambast.onnx_import) -> the weights-only dict, without optimiser state."""
-    if Path(path).is_dir():
+    if isinstance(path, (str, Path)) and Path(path).is_dir():
         from .onnx_import import import_as_checkpoint
         return import_as_checkpoint(path)
     blob = load_file(path)
@@ -73,6 +73,8 @@ def pack(checkpoint, content, style, out, short_side: int = 512, quality: int = 
          limit: int = CARRY_LIMIT) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for stray in out.glob("*.tmp"):  # left by an interrupted reweight: it would count against the limit
+        stray.unlink()
     blob = weights_blob(checkpoint)
     torch.save(blob, out / "weights.pt")
     counts = {}
@@ -120,6 +122,15 @@ def split(checkpoint, out, part_bytes: int = PART_LIMIT) -> list[Path]:
 
 
 def join(manifest, out) -> Path:
+    data = joined_bytes(manifest)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return out
+
+
+def joined_bytes(manifest) -> bytes:
+    """The bytes split wrote, from parts.json and its parts, every hash checked."""
     manifest = Path(manifest)
     meta = json.loads(manifest.read_text())
     data = bytearray()
@@ -133,28 +144,50 @@ def join(manifest, out) -> Path:
         data += chunk
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise ValueError(f"joined parts of {manifest} do not match its SHA-256")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(bytes(data))
-    return out
+    return bytes(data)
 
 
-def reweight(manifest, pack_dir) -> dict:
-    """Replace a pack's weights with the joined parts of a device run (images untouched)."""
+def reweight(manifest, pack_dir, repo=None, limit: int = CARRY_LIMIT, allow_older: bool = False) -> dict:
+    """Replace a pack's weights with the joined parts of a device run (images untouched).
+
+    Everything is checked before the pack changes: the parts' hashes, that they hold a checkpoint
+    of the pack's config at an iteration no lower than the pack's (parts of an older call are
+    refused unless allow_older), and that the pack plus the tracked files of `repo` still fit.
+    The new manifest and weights are written beside the old ones and renamed into place; a failure
+    leaves the old pack and no temporary file behind."""
     pack_dir = Path(pack_dir)
     meta_path = pack_dir / "manifest.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{pack_dir} is not a devicekit pack (no manifest.json)")
     meta = json.loads(meta_path.read_text())
-    tmp = join(manifest, pack_dir / "weights.pt.tmp")
-    blob = weights_blob(tmp)
-    if blob["config"] != meta["config"]:
-        tmp.unlink()
-        raise ValueError(f"parts hold config {blob['config']!r}, the pack {meta['config']!r}")
-    tmp.replace(pack_dir / "weights.pt")
-    meta.update(iteration=int(blob.get("iteration", 0)), provenance=blob.get("provenance", ""),
-                bytes=folder_bytes(pack_dir))
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    data = joined_bytes(manifest)
+    blob = weights_blob(io.BytesIO(data))
+    if blob["config"] != meta.get("config"):
+        raise ValueError(f"parts hold config {blob['config']!r}, the pack {meta.get('config')!r}")
+    iteration = int(blob.get("iteration", 0))
+    if iteration < int(meta.get("iteration", 0)) and not allow_older:
+        raise ValueError(f"parts are at iteration {iteration}, the pack at {meta['iteration']}: "
+                         "parts of an earlier call? (allow_older to take them anyway)")
+    weights = pack_dir / "weights.pt"
+    new_bytes = folder_bytes(pack_dir) - (weights.stat().st_size if weights.exists() else 0) + len(data)
+    meta.update(iteration=iteration, provenance=blob.get("provenance", ""), bytes=new_bytes,
+                sha256=hashlib.sha256(data).hexdigest())
+    if repo is not None:
+        meta["tracked_bytes"] = tracked_bytes(Path(repo))
+        total = new_bytes + meta["tracked_bytes"]
+        if total > limit:
+            raise ValueError(f"pack {pack_dir} ({new_bytes / 2**20:.1f} MiB) + tracked files "
+                             f"({meta['tracked_bytes'] / 2**20:.1f} MiB) = {total / 2**20:.1f} MiB is over the "
+                             f"device tool's {limit / 2**20:.0f} MiB")
+    tmp_meta, tmp_weights = pack_dir / "manifest.json.tmp", pack_dir / "weights.pt.tmp"
+    try:
+        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
+        tmp_weights.write_bytes(data)
+        tmp_weights.replace(weights)
+        tmp_meta.replace(meta_path)
+    finally:
+        tmp_weights.unlink(missing_ok=True)
+        tmp_meta.unlink(missing_ok=True)
     return meta
 
 
@@ -180,6 +213,8 @@ def main(argv=None):
     r = sub.add_parser("reweight", help="parts.json + parts -> a pack's weights.pt (images kept)")
     r.add_argument("--parts", required=True, help="the parts.json that split wrote")
     r.add_argument("--pack", default="../artifacts/device-pack")
+    r.add_argument("--repo", default="..", help="repository whose tracked files travel too (size check)")
+    r.add_argument("--allow-older", action="store_true", help="take parts at a lower iteration than the pack's")
     args = p.parse_args(argv)
     if args.cmd == "pack":
         m = pack(args.checkpoint, args.content, args.style, args.out, args.short_side, args.quality, args.repo)
@@ -191,7 +226,7 @@ def main(argv=None):
         parts = split(args.checkpoint, args.out)
         print(f"{len(parts)} parts in {args.out}: {', '.join(p.name for p in parts)}")
     elif args.cmd == "reweight":
-        m = reweight(args.parts, args.pack)
+        m = reweight(args.parts, args.pack, args.repo, allow_older=args.allow_older)
         print(f"{args.pack}: weights at iteration {m['iteration']}, {m['bytes'] / 2**20:.1f} MiB")
     else:
         print(f"wrote {join(args.parts, args.out)}")

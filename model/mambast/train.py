@@ -69,6 +69,7 @@ class Trainer:
         self.content_layers = tuple(content_layers)
         self.device = torch.device(device)
         if self.device.type == "cuda":
+            # process-wide settings (a Trainer on CUDA is the only thing in its process):
             # TF32 tensor cores for the projections and VGG convolutions (10-bit mantissa products,
             # float32 sums); fixed crop and batch, so cuDNN may pick its fastest algorithms once
             torch.backends.cuda.matmul.allow_tf32 = True

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from mambast.checkpoint import load_trained
+from mambast.checkpoint import load_file, load_trained
 from mambast.data import write_png
 from mambast.devicekit import join, pack, reweight, split, weights_blob
 from mambast.train import Trainer, _devices
@@ -43,7 +43,7 @@ def test_split_and_join_round_trip_the_weights_without_optimiser_state(trained, 
     parts = split(path, tmp_path / "parts", part_bytes=100_000)
     assert len(parts) > 1 and all(p.stat().st_size <= 100_000 for p in parts)
     joined = join(tmp_path / "parts" / "parts.json", tmp_path / "back" / "weights.pt")
-    blob = torch.load(joined, map_location="cpu")
+    blob = load_file(joined)
     assert "optimizer" not in blob and blob["iteration"] == 1 and blob["devices"] == ["CPU"]
     model, prov = load_trained(joined, scan_variant="sequential")
     for k, v in tr.model.state_dict().items():
@@ -77,17 +77,41 @@ def test_reweight_puts_a_runs_parts_into_the_pack_and_keeps_its_images(trained, 
     assert meta["iteration"] == 3
     assert json.loads((tmp_path / "pack" / "manifest.json").read_text())["iteration"] == 3
     assert sorted(p.name for p in (tmp_path / "pack").rglob("*.jpg")) == images
-    assert not (tmp_path / "pack" / "weights.pt.tmp").exists()
-    blob = torch.load(tmp_path / "pack" / "weights.pt", map_location="cpu")
+    assert not list((tmp_path / "pack").glob("*.tmp"))
+    assert meta["sha256"] == json.loads((tmp_path / "parts" / "parts.json").read_text())["sha256"]
+    blob = load_file(tmp_path / "pack" / "weights.pt")
     for k, v in tr.model.state_dict().items():
         assert torch.equal(blob["state_dict"][k], v), k
     # parts of another config are refused and the pack keeps its weights
     blob["config"] = "small"
     torch.save(blob, tmp_path / "small.pt")
     split(tmp_path / "small.pt", tmp_path / "parts2", part_bytes=100_000)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "pack").iterdir() if p.is_file()}
     with pytest.raises(ValueError, match="config 'small'"):
         reweight(tmp_path / "parts2" / "parts.json", tmp_path / "pack")
-    assert torch.load(tmp_path / "pack" / "weights.pt", map_location="cpu")["iteration"] == 3
+    # parts of an earlier call (iteration 1 < 3) are refused unless asked for
+    split(path, tmp_path / "parts3", part_bytes=100_000)
+    with pytest.raises(ValueError, match="iteration 1, the pack at 3"):
+        reweight(tmp_path / "parts3" / "parts.json", tmp_path / "pack")
+    # parts that are no checkpoint at all
+    torch.save({"foo": torch.zeros(3)}, tmp_path / "foo.pt")
+    split_bytes = (tmp_path / "foo.pt").read_bytes()
+    (tmp_path / "parts4").mkdir()
+    (tmp_path / "parts4" / "weights.part00").write_bytes(split_bytes)
+    import hashlib
+    sha = hashlib.sha256(split_bytes).hexdigest()
+    (tmp_path / "parts4" / "parts.json").write_text(json.dumps(
+        {"parts": [{"name": "weights.part00", "bytes": len(split_bytes), "sha256": sha}], "bytes": len(split_bytes),
+         "sha256": sha}))
+    with pytest.raises(ValueError, match="not a mambast.train checkpoint"):
+        reweight(tmp_path / "parts4" / "parts.json", tmp_path / "pack")
+    # a pack that would no longer fit the device tool's limit
+    with pytest.raises(ValueError, match="over the device tool's"):
+        reweight(tmp_path / "parts" / "parts.json", tmp_path / "pack", repo=MODEL_DIR + "/..", limit=1000)
+    # every refusal left the pack as it was, with no temporary file
+    assert {p.name: p.read_bytes() for p in (tmp_path / "pack").iterdir() if p.is_file()} == before
+    # the older parts, when asked for
+    assert reweight(tmp_path / "parts3" / "parts.json", tmp_path / "pack", allow_older=True)["iteration"] == 1
 
 
 def test_weights_blob_rejects_a_file_that_is_not_a_training_checkpoint(tmp_path):
@@ -127,7 +151,7 @@ def test_init_weights_continues_the_count_with_a_fresh_optimiser_and_keeps_the_d
 
 def test_device_train_script_runs_from_a_pack_and_returns_joinable_parts(trained, tmp_path):
     """The GPU script with CPU overrides (its extra flags come last, so argparse takes them)."""
-    _, path = trained
+    tr, path = trained
     f = image_folders(tmp_path)
     pack(path, [f["content"]], [f["style"]], tmp_path / "pack", short_side=40)
     out = tmp_path / "out"
@@ -153,8 +177,15 @@ def test_device_train_script_runs_from_a_pack_and_returns_joinable_parts(trained
     # still warm, same pack: resumes (Adam moments included)
     run = call(4)
     assert run.returncode == 0 and "resumed at iteration 3" in run.stdout, run.stdout + run.stderr
-    # a new pack on the same machine starts from the new weights, not the old run
-    pack(tmp_path / "w.pt", [f["content"]], [f["style"]], tmp_path / "pack", short_side=40)
+    # the pack reweighted with what the machine just returned: still warm, so it resumes too
+    reweight(out / "parts.json", tmp_path / "pack")
     run = call(5)
-    assert run.returncode == 0 and "initialised from" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0 and "resumed at iteration 4" in run.stdout, run.stdout + run.stderr
+    # a pack of other weights on the same machine starts from them, not from the old run
+    tr.step()
+    tr.save(tmp_path / "other.pt")
+    pack(tmp_path / "other.pt", [f["content"]], [f["style"]], tmp_path / "pack", short_side=40)
+    run = call(5)
+    assert run.returncode == 0 and "initialised from" in run.stdout and "at iteration 2" in run.stdout, \
+        run.stdout + run.stderr
     assert call(5, ["--out", "/tmp/x"]).returncode == 2
