@@ -20,6 +20,8 @@ signature follows mamba_ssm's ``selective_scan_fn(u, delta, A, B, C, D, delta_bi
 * ``sequential`` per-token recurrence; mirrors, op for op, the ONNX ``Loop`` over tokens; what
   training uses on CPU.
 * ``parallel``   chunked two-level scan; mirrors, op for op, the ONNX graph of ``--scan parallel``.
+* ``kernel``     C++ recurrence with its own backward pass (`mambast.scan_kernel`, built on first
+  use); float32 on the CPU; for training (not exportable).
 * ``export``     emits a placeholder node ``mambast::SelectiveScan`` while tracing for ONNX export;
   `mambast.onnx_graph.expand_scans` later replaces it by the sequential or parallel ONNX subgraph
   (and a later fused custom op can simply keep the node).
@@ -29,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-VARIANTS = ("reference", "sequential", "parallel", "export")
+VARIANTS = ("reference", "sequential", "parallel", "kernel", "export")
 DEFAULT_CHUNK = 32
 
 
@@ -39,6 +41,9 @@ def selective_scan(u, delta, A, B, C, D, delta_bias, delta_softplus=True,
         return scan_sequential(u, delta, A, B, C, D, delta_bias, delta_softplus)
     if scan_variant == "parallel":
         return scan_parallel(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk)
+    if scan_variant == "kernel":
+        from .scan_kernel import scan_kernel
+        return scan_kernel(u, delta, A, B, C, D, delta_bias, delta_softplus)
     if scan_variant == "reference":
         return scan_reference(u, delta, A, B, C, D, delta_bias, delta_softplus).to(u.dtype)
     if scan_variant == "export":

@@ -198,6 +198,17 @@ def _devices(blob) -> set[str]:
     return set(m.group(1).split("+")) if m else set()
 
 
+def default_cpu_scan() -> str:
+    """`kernel` (1.4x faster steps, docs/benchmarks/training.md) when it builds here, else `sequential`."""
+    from .scan_kernel import extension
+    try:
+        extension()
+        return "kernel"
+    except RuntimeError as e:
+        print(f"scan kernel unavailable, training with the sequential scan: {e}", flush=True)
+        return "sequential"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mambast.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -214,8 +225,8 @@ def main(argv=None):
     p.add_argument("--schedule-start", type=int, default=0, help="iteration where warm-up and decay start")
     p.add_argument("--warmup", type=int, default=0, help="linear warm-up from lr/10 over this many iterations")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--scan", default=None, choices=("sequential", "parallel"),
-                   help="default: sequential on CPU, parallel on CUDA")
+    p.add_argument("--scan", default=None, choices=("kernel", "sequential", "parallel"),
+                   help="default: kernel on CPU (the C++ scan; sequential if it cannot be built), parallel on CUDA")
     p.add_argument("--vgg", default=None, help="vgg_normalised.pth; default: seeded random VGG-19")
     p.add_argument("--vgg-seed", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -243,7 +254,7 @@ def main(argv=None):
     content = ImagePool.from_paths(a.content, a.keep_side)
     style = ImagePool.from_paths(a.style, a.keep_side)
     print(f"content images: {len(content)}, style images: {len(style)}", flush=True)
-    scan = a.scan or ("parallel" if a.device == "cuda" else "sequential")
+    scan = a.scan or ("parallel" if a.device == "cuda" else default_cpu_scan())
     layers = (scale_matched_content_layers(a.crop) if a.content_layers == ["scale-matched"]
               else tuple(a.content_layers))
     schedule = LrSchedule(a.lr, a.lr_final, a.schedule_start, a.warmup, a.iters)
