@@ -51,7 +51,7 @@ train() {
   local left=$(( minutes * 60 - SECONDS - 60 ))  # leave a minute for splitting and copying back
   (( left < 60 )) && left=60
   PYTHONUNBUFFERED=1 $py -m mambast.train --config small --device cuda --batch 8 --crop 256 --keep-side 512 \
-      --content-layers scale-matched --content "$pack/content" --style "$pack/style" --out "$run" \
+      --content-layers scale-matched --scan kernel --content "$pack/content" --style "$pack/style" --out "$run" \
       --iters 1000000 --max-minutes "$(awk "BEGIN{print $left/60}")" --threads 8 --sample-iters 100 --ckpt-minutes 2 \
       "${start[@]}" "$@" >"$run/attempt$attempt.log" 2>&1
 }

@@ -1,4 +1,4 @@
-"""The `kernel` scan variant: a C++ selective scan with its own backward pass, for CPU training.
+"""The `kernel` scan variant: a C++ selective scan with its own backward pass, for training.
 
 `csrc/scan_kernel.cpp` is built on first use with torch.utils.cpp_extension (g++, ninja and the
 libtorch headers: Debian's libtorch-dev, ninja-build and pybind11-dev, which scripts/setup.sh
@@ -7,6 +7,11 @@ installs) into model/.build/scan_kernel, and cached there. fp32 CPU tensors only
 Forward runs the recurrence once per channel, keeping the state at the start of every 64 tokens;
 backward recomputes one chunk's states at a time and walks it backwards (no [b, KD, N, L] state
 tensor is ever stored, unlike the autograd graphs of `sequential` and `parallel`).
+
+On CUDA (`csrc/scan_kernel_cuda.cu`, N = 16 only) the same algorithm runs one thread per channel.
+**It has not been compiled or run yet** (written without a GPU): `cuda_self_check()` compares it with
+the float64 loop on first use, and `mambast.train --scan kernel --device cuda` falls back to the
+parallel scan when the build or that check fails.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from pathlib import Path
 import torch
 
 _EXT = None
+_EXT_CUDA = None
+SOURCE_CUDA = Path(__file__).parent / "csrc" / "scan_kernel_cuda.cu"
 SOURCE = Path(__file__).parent / "csrc" / "scan_kernel.cpp"
 BUILD_DIR = Path(os.environ.get("MAMBAST_KERNEL_BUILD", Path(__file__).resolve().parent.parent / ".build" / "scan_kernel"))
 
@@ -39,6 +46,22 @@ def extension():
     return _EXT
 
 
+def extension_cuda():
+    """The CUDA build (nvcc, on a GPU machine), cached next to the CPU one."""
+    global _EXT_CUDA
+    if _EXT_CUDA is None:
+        from torch.utils import cpp_extension
+        folder = BUILD_DIR.parent / "scan_kernel_cuda"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            _EXT_CUDA = cpp_extension.load(name="mambast_scan_kernel_cuda", sources=[str(SOURCE_CUDA)],
+                                           build_directory=str(folder), extra_cflags=["-O3"],
+                                           extra_cuda_cflags=["-O3"], verbose=False)
+        except (RuntimeError, OSError) as e:
+            raise RuntimeError(f"cannot build the CUDA scan kernel ({SOURCE_CUDA}): {e}") from e
+    return _EXT_CUDA
+
+
 class KernelScan(torch.autograd.Function):
     """y = scan(u, dt, A, B, C, D) with dt already softplus-ed; see csrc/scan_kernel.cpp."""
 
@@ -60,6 +83,59 @@ class KernelScan(torch.autograd.Function):
         return gu, gdt, gA.sum(0), gBt.transpose(-1, -2), gCt.transpose(-1, -2), gD.sum(0)
 
 
+class KernelScanCuda(torch.autograd.Function):
+    """The CUDA kernel: channels last ([b, L, KD]) so that a warp reads consecutive addresses."""
+
+    @staticmethod
+    def forward(ctx, u, dt, A, B, C, D):
+        ext = extension_cuda()
+        if A.shape[1] != 16:
+            raise ValueError(f"the CUDA scan kernel needs N = 16, got {A.shape[1]}")
+        args = (u.transpose(1, 2).contiguous(), dt.transpose(1, 2).contiguous(), A.contiguous(),
+                B.transpose(-1, -2).contiguous(), C.transpose(-1, -2).contiguous(), D.contiguous())
+        y, states = ext.forward(*args)
+        ctx.save_for_backward(*args, states)
+        ctx.k = B.shape[1]
+        return y.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, gy):
+        gu, gdt, gA, gBc, gCc, gD = extension_cuda().backward(gy.transpose(1, 2).contiguous(), *ctx.saved_tensors)
+        b, length, n, kd = gBc.shape
+        k = ctx.k
+        # per-channel terms [b, L, N, K*Din] -> sums over each direction's channels -> [b, K, N, L]
+        gB = gBc.view(b, length, n, k, kd // k).sum(-1).permute(0, 3, 2, 1)
+        gC = gCc.view(b, length, n, k, kd // k).sum(-1).permute(0, 3, 2, 1)
+        return gu.transpose(1, 2), gdt.transpose(1, 2), gA.sum(0), gB, gC, gD.sum(0)
+
+
+def cuda_self_check(device="cuda", tol: float = 1e-4) -> str:
+    """'' when the CUDA kernel's output and gradients match the float64 loop on small shapes
+    (several chunks, a partial one, Din not a multiple of the block), else what differs."""
+    from .scan import scan_reference
+    g = torch.Generator().manual_seed(0)
+    for b, k, din, length in ((2, 2, 130, 37), (1, 4, 8, 16), (1, 1, 3, 1)):
+        n = 16
+        cpu = [torch.randn(b, k * din, length, generator=g), torch.randn(b, k * din, length, generator=g),
+               -torch.rand(k * din, n, generator=g) * 3 - 0.1, torch.randn(b, k, n, length, generator=g),
+               torch.randn(b, k, n, length, generator=g), torch.randn(k * din, generator=g),
+               torch.rand(k * din, generator=g) * 0.5]
+        xs = [t.to(device).requires_grad_() for t in cpu]
+        y = scan_kernel(*xs)
+        ref_in = [t.double().requires_grad_() for t in cpu]
+        ref = scan_reference(*ref_in)
+        gy = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+        got = torch.autograd.grad(y, xs, gy.float().to(device))
+        want = torch.autograd.grad(ref, ref_in, gy)
+        for name, a, w in zip(("y", "u", "delta", "A", "B", "C", "D", "delta_bias"),
+                              (y.detach(), *got), (ref.detach(), *want)):
+            err = ((a.double().cpu() - w).abs().max() / w.abs().max().clamp_min(1e-6)).item()
+            if not err < tol:
+                return f"{name} differs from the float64 loop by {err:.2e} (shape b={b} k={k} din={din} L={length})"
+    return ""
+
+
 def scan_kernel(u, delta, A, B, C, D, delta_bias, delta_softplus=True):
     from .scan import _delta
-    return KernelScan.apply(u, _delta(delta, delta_bias, delta_softplus), A, B, C, D)
+    fn = KernelScanCuda if u.is_cuda else KernelScan
+    return fn.apply(u, _delta(delta, delta_bias, delta_softplus), A, B, C, D)

@@ -77,8 +77,10 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.cfg = get_config(config)
         self.model = build_model(self.cfg, seed=seed, scan_variant=scan).to(self.device).train()
-        # default: recompute the scan in the backward pass on CUDA (memory), not on CPU (time)
-        self.model.scan.recompute = self.device.type == "cuda" if recompute_scan is None else recompute_scan
+        # default: recompute the scan in the backward pass on CUDA (memory), not on CPU (time), nor
+        # for the kernel scan (it keeps only its inputs and every 16th/64th state anyway)
+        self.model.scan.recompute = (self.device.type == "cuda" and scan != "kernel") if recompute_scan is None \
+            else recompute_scan
         self.vgg = perceptual_vgg(vgg_path, vgg_seed).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.schedule = schedule or LrSchedule(lr)
@@ -209,6 +211,20 @@ def default_cpu_scan() -> str:
         return "sequential"
 
 
+def checked_cuda_scan() -> str:
+    """`kernel` on CUDA only when it builds and matches the float64 loop here; else `parallel`."""
+    from .scan_kernel import cuda_self_check
+    try:
+        problem = cuda_self_check()
+    except Exception as e:  # a build or launch failure: train on rather than lose the GPU time
+        problem = f"{type(e).__name__}: {e}"
+    if problem:
+        print(f"CUDA scan kernel rejected ({problem}); training with the parallel scan", flush=True)
+        return "parallel"
+    print("CUDA scan kernel: built and matches the float64 loop", flush=True)
+    return "kernel"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mambast.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,14 +235,16 @@ def main(argv=None):
     p.add_argument("--crop", type=int, default=64)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--iters", type=int, default=160000, help="total iterations (including resumed ones)")
-    p.add_argument("--max-minutes", type=float, default=0, help="stop after this many minutes (0: no limit)")
+    p.add_argument("--max-minutes", type=float, default=0,
+                   help="stop after this many minutes from the start of the command (0: no limit)")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (also applied on --resume)")
     p.add_argument("--lr-final", type=float, default=None, help="cosine-decay the lr to this at --iters")
     p.add_argument("--schedule-start", type=int, default=0, help="iteration where warm-up and decay start")
     p.add_argument("--warmup", type=int, default=0, help="linear warm-up from lr/10 over this many iterations")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--scan", default=None, choices=("kernel", "sequential", "parallel"),
-                   help="default: kernel on CPU (the C++ scan; sequential if it cannot be built), parallel on CUDA")
+                   help="default: kernel on CPU (the C++ scan; sequential if it cannot be built), parallel on CUDA "
+                        "(--scan kernel on CUDA: checked against the float64 loop first, parallel if it fails)")
     p.add_argument("--vgg", default=None, help="vgg_normalised.pth; default: seeded random VGG-19")
     p.add_argument("--vgg-seed", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -248,6 +266,7 @@ def main(argv=None):
                    help="when OUT/last.pt is absent (or without --resume): start from CKPT's weights and "
                         "iteration count with a fresh optimiser (e.g. a devicekit weights.pt)")
     a = p.parse_args(argv)
+    start = time.time()  # --max-minutes counts from here: data loading and kernel builds included
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -255,6 +274,8 @@ def main(argv=None):
     style = ImagePool.from_paths(a.style, a.keep_side)
     print(f"content images: {len(content)}, style images: {len(style)}", flush=True)
     scan = a.scan or ("parallel" if a.device == "cuda" else default_cpu_scan())
+    if scan == "kernel" and a.device == "cuda":
+        scan = checked_cuda_scan()
     layers = (scale_matched_content_layers(a.crop) if a.content_layers == ["scale-matched"]
               else tuple(a.content_layers))
     schedule = LrSchedule(a.lr, a.lr_final, a.schedule_start, a.warmup, a.iters)
@@ -268,7 +289,7 @@ def main(argv=None):
     elif a.init:
         tr.init_weights(a.init)
         print(f"initialised from {a.init} at iteration {tr.iteration} (fresh optimiser)", flush=True)
-    start, last_ckpt = time.time(), time.time()
+    last_ckpt = time.time()
     with open(out / "log.jsonl", "a") as log:
         while tr.iteration < a.iters:
             rec = tr.step()
