@@ -92,3 +92,35 @@ def test_a_training_step_equals_the_sequential_scans():
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), name
     before = tiny_trainer(scan="sequential").model.state_dict()
     assert any(not torch.equal(before[k], v) for k, v in ker.model.state_dict().items())  # the step did move weights
+
+
+def test_the_cuda_self_check_passes_a_correct_kernel_and_names_what_a_wrong_one_gets_wrong(monkeypatch):
+    """The harness the GPU machine runs before trusting the CUDA kernel, here on the CPU kernel."""
+    from mambast import scan_kernel
+    assert scan_kernel.cuda_self_check(device="cpu") == ""
+
+    right = scan_kernel.KernelScan
+
+    class WrongD(right):
+        @staticmethod
+        def backward(ctx, gy):
+            grads = list(right.backward(ctx, gy))
+            grads[5] = grads[5] * 1.01  # gradient of D off by 1 %
+            return tuple(grads)
+    monkeypatch.setattr(scan_kernel, "KernelScan", WrongD)
+    assert scan_kernel.cuda_self_check(device="cpu").startswith("D differs from the float64 loop")
+
+
+def test_training_on_cuda_falls_back_to_the_parallel_scan_when_the_kernel_fails(monkeypatch, capsys):
+    from mambast import scan_kernel, train
+    monkeypatch.setattr(scan_kernel, "cuda_self_check", lambda: "y differs from the float64 loop by 1.00e+00")
+    assert train.checked_cuda_scan() == "parallel"
+    assert "CUDA scan kernel rejected (y differs" in capsys.readouterr().out
+
+    def no_nvcc():
+        raise RuntimeError("cannot build the CUDA scan kernel: nvcc not found")
+    monkeypatch.setattr(scan_kernel, "cuda_self_check", no_nvcc)
+    assert train.checked_cuda_scan() == "parallel"
+    assert "nvcc not found" in capsys.readouterr().out
+    monkeypatch.setattr(scan_kernel, "cuda_self_check", lambda: "")
+    assert train.checked_cuda_scan() == "kernel"
