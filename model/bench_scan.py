@@ -26,6 +26,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--variants", nargs="+", default=["sequential", "kernel"])
     a = p.parse_args(argv)
+    a.variants = ["sequential"] + [v for v in a.variants if v != "sequential"]  # the baseline first
     torch.set_num_threads(a.threads)
     k, din, n = 4, 512, 16
     print(f"batch {a.batch}, K {k}, Din {din}, N {n}, {a.threads} threads, torch {torch.__version__}")
@@ -40,6 +41,8 @@ def main(argv=None):
         for v in a.variants:
             best = (float("inf"), float("inf"))
             for _ in range(a.repeat + 1):  # the first run builds/warms up
+                for x in xs:
+                    x.grad = None
                 t0 = time.perf_counter()
                 y = scan.selective_scan(*xs, scan_variant=v)
                 t1 = time.perf_counter()

@@ -87,7 +87,8 @@ def main(argv=None):
     p.add_argument("--variants", nargs="+", default=["sliced", "sequential"],
                    help="also: parallel (the chunked scan; its backward is slow on CPU: minutes per step)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="cuda: also prints each variant's peak GPU memory (the scan recomputed in backward)")
+                   help="cuda: also prints each variant's peak GPU memory (scans other than `kernel` recomputed "
+                        "in backward); run mambast.scan_kernel.cuda_self_check() before trusting `kernel` there")
     p.add_argument("--no-malloc-tuning", action="store_true")
     a = p.parse_args(argv)
     if not a.no_malloc_tuning and os.environ.get("MALLOC_MMAP_MAX_") != "0":

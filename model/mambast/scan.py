@@ -17,8 +17,8 @@ signature follows mamba_ssm's ``selective_scan_fn(u, delta, A, B, C, D, delta_bi
 `scan_variant` picks the implementation:
 
 * ``reference``  plain per-token Python loop in float64 (tests only).
-* ``sequential`` per-token recurrence; mirrors, op for op, the ONNX ``Loop`` over tokens; what
-  training uses on CPU.
+* ``sequential`` per-token recurrence; mirrors, op for op, the ONNX ``Loop`` over tokens; CPU
+  training's fallback when the kernel cannot be built.
 * ``parallel``   chunked two-level scan; mirrors, op for op, the ONNX graph of ``--scan parallel``.
 * ``kernel``     C++ recurrence with its own backward pass (`mambast.scan_kernel`, built on first
   use); float32 on the CPU; for training (not exportable).

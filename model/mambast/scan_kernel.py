@@ -24,7 +24,19 @@ _EXT = None
 _EXT_CUDA = None
 SOURCE_CUDA = Path(__file__).parent / "csrc" / "scan_kernel_cuda.cu"
 SOURCE = Path(__file__).parent / "csrc" / "scan_kernel.cpp"
-BUILD_DIR = Path(os.environ.get("MAMBAST_KERNEL_BUILD", Path(__file__).resolve().parent.parent / ".build" / "scan_kernel"))
+def _cpu_tag() -> str:
+    """The build uses -march=native: one build folder per set of CPU features, so that a folder
+    reused on another CPU (a copied checkout) never loads code its CPU cannot run."""
+    import hashlib
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        flags = "unknown"
+    return hashlib.sha256(flags.encode()).hexdigest()[:10]
+
+
+BUILD_DIR = Path(os.environ.get("MAMBAST_KERNEL_BUILD",
+                                Path(__file__).resolve().parent.parent / ".build" / f"scan_kernel-{_cpu_tag()}"))
 
 
 def extension():

@@ -206,17 +206,35 @@ def default_cpu_scan() -> str:
     try:
         extension()
         return "kernel"
-    except RuntimeError as e:
+    except Exception as e:  # RuntimeError from the build, ImportError from a mismatched libtorch
         print(f"scan kernel unavailable, training with the sequential scan: {e}", flush=True)
         return "sequential"
 
 
+def _cuda_self_check_subprocess() -> str:
+    """Build and check the CUDA kernel in a child process: an illegal memory access would poison
+    this process's CUDA context for good, so the trainer only loads a kernel that passed there
+    (the build is cached in model/.build, so loading it here afterwards is quick)."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom mambast.scan_kernel import cuda_self_check\nr = cuda_self_check()\n"
+            "print(r or 'ok')\nsys.exit(0 if not r else 3)")
+    try:
+        res = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                             capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return "the build and check took over 15 minutes"
+    if res.returncode == 0:
+        return ""
+    out = (res.stdout + res.stderr).strip().splitlines()
+    return " / ".join(out[-3:]) or f"exit status {res.returncode}"
+
+
 def checked_cuda_scan() -> str:
     """`kernel` on CUDA only when it builds and matches the float64 loop here; else `parallel`."""
-    from .scan_kernel import cuda_self_check
     try:
-        problem = cuda_self_check()
-    except Exception as e:  # a build or launch failure: train on rather than lose the GPU time
+        problem = _cuda_self_check_subprocess()
+    except Exception as e:  # never lose the GPU time over the check itself
         problem = f"{type(e).__name__}: {e}"
     if problem:
         print(f"CUDA scan kernel rejected ({problem}); training with the parallel scan", flush=True)
@@ -261,7 +279,8 @@ def main(argv=None):
                         "'scale-matched' picks the pair with the same feature-map sizes at --crop")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--recompute-scan", choices=("auto", "on", "off"), default="auto",
-                   help="activation checkpointing of the selective scan (auto: on for CUDA, off for CPU)")
+                   help="activation checkpointing of the selective scan (auto: on for CUDA except with "
+                        "--scan kernel, off for CPU)")
     p.add_argument("--init", default=None, metavar="CKPT",
                    help="when OUT/last.pt is absent (or without --resume): start from CKPT's weights and "
                         "iteration count with a fresh optimiser (e.g. a devicekit weights.pt)")

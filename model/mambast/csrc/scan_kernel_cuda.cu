@@ -8,7 +8,7 @@
 // belongs to one direction and reads the same B_t, C_t: broadcasts); A [KD, N]; D [KD].
 // One thread = one (batch, channel), its N = 16 states in registers. Forward stores the state at the
 // start of every kChunk tokens; backward recomputes one chunk at a time into a per-thread buffer
-// (local memory, L1-resident) and walks it backwards. The gradients of B and C are sums over the Din
+// (local memory: 1 KB per thread) and walks it backwards. The gradients of B and C are sums over the Din
 // channels of a direction: each thread writes its own term to gBc, gCc [b, L, N, KD] (coalesced
 // over channels) and PyTorch sums them afterwards.
 #include <torch/extension.h>
@@ -130,20 +130,33 @@ void CheckAll(std::initializer_list<const at::Tensor*> ts) {
   }
 }
 
+void CheckShapes(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& Bt,
+                 const at::Tensor& Ct, const at::Tensor& D) {
+  TORCH_CHECK(u.dim() == 3 && Bt.dim() == 4 && A.dim() == 2, "scan kernel (CUDA): u [b, L, KD], A [KD, 16], Bt [b, K, L, 16]");
+  const int64_t b = u.size(0), L = u.size(1), kd = u.size(2), K = Bt.size(1);
+  TORCH_CHECK(K > 0 && kd % K == 0 && K <= 65535 && b <= 65535, "scan kernel (CUDA): KD must be a multiple of K; K, b <= 65535");
+  TORCH_CHECK(dt.sizes() == u.sizes(), "scan kernel (CUDA): dt must have u's shape");
+  TORCH_CHECK(A.size(0) == kd && A.size(1) == kN, "scan kernel (CUDA): A must be [KD, 16]");
+  TORCH_CHECK(Bt.sizes() == at::IntArrayRef({b, K, L, kN}) && Ct.sizes() == Bt.sizes(),
+              "scan kernel (CUDA): Bt and Ct must be [b, K, L, 16]");
+  TORCH_CHECK(D.numel() == kd, "scan kernel (CUDA): D must be [KD]");
+}
+
+int64_t Chunks(int64_t L) { return std::max<int64_t>((L + kChunk - 1) / kChunk, 1); }
+
 // u, dt [b, L, KD]; A [KD, 16]; Bt, Ct [b, K, L, 16]; D [KD] -> y [b, L, KD], states
 std::vector<at::Tensor> Forward(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
                                 const at::Tensor& Bt, const at::Tensor& Ct, const at::Tensor& D) {
   CheckAll({&u, &dt, &A, &Bt, &Ct, &D});
+  CheckShapes(u, dt, A, Bt, Ct, D);
   const int64_t b = u.size(0), L = u.size(1), kd = u.size(2), K = Bt.size(1);
-  TORCH_CHECK(A.size(1) == kN, "scan kernel (CUDA): N must be 16");
-  TORCH_CHECK(kd % K == 0 && Bt.size(2) == L, "scan kernel (CUDA): shapes disagree");
-  const int64_t din = kd / K, chunks = std::max<int64_t>((L + kChunk - 1) / kChunk, 1);
+  const int64_t din = kd / K, chunks = Chunks(L);
   const at::cuda::CUDAGuard guard(u.device());
   at::Tensor y = at::empty_like(u);
   at::Tensor states = at::zeros({b, kd, chunks, kN}, u.options());
   const dim3 grid(static_cast<unsigned>((din + kThreads - 1) / kThreads), static_cast<unsigned>(K),
                   static_cast<unsigned>(b));
-  if (L > 0) {
+  if (u.numel() > 0) {
     ForwardKernel<<<grid, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         u.data_ptr<float>(), dt.data_ptr<float>(), A.data_ptr<float>(), Bt.data_ptr<float>(), Ct.data_ptr<float>(),
         D.data_ptr<float>(), y.data_ptr<float>(), states.data_ptr<float>(), L, K, din, chunks);
@@ -157,17 +170,20 @@ std::vector<at::Tensor> Backward(const at::Tensor& gy, const at::Tensor& u, cons
                                  const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
                                  const at::Tensor& D, const at::Tensor& states) {
   CheckAll({&gy, &u, &dt, &A, &Bt, &Ct, &D, &states});
+  CheckShapes(u, dt, A, Bt, Ct, D);
   const int64_t b = u.size(0), L = u.size(1), kd = u.size(2), K = Bt.size(1);
-  const int64_t din = kd / K, chunks = states.size(2);
+  const int64_t din = kd / K, chunks = Chunks(L);
+  TORCH_CHECK(gy.sizes() == u.sizes(), "scan kernel (CUDA): grad of y must have u's shape");
+  TORCH_CHECK(states.sizes() == at::IntArrayRef({b, kd, chunks, kN}), "scan kernel (CUDA): states do not match the inputs");
   const at::cuda::CUDAGuard guard(u.device());
-  // every element of these is written by the kernel (L > 0) or is empty (L == 0); gA and gD too,
-  // except when L == 0, where they must be zero
+  // every element of gu, gdt, gBc, gCc is written by the kernel, or they are empty; gA and gD are
+  // written too except when L == 0, where they must be zero
   at::Tensor gu = at::empty_like(u), gdt = at::empty_like(u);
   at::Tensor gA = at::zeros({b, kd, kN}, u.options()), gD = at::zeros({b, kd}, u.options());
   at::Tensor gBc = at::empty({b, L, kN, kd}, u.options()), gCc = at::empty({b, L, kN, kd}, u.options());
   const dim3 grid(static_cast<unsigned>((din + kThreads - 1) / kThreads), static_cast<unsigned>(K),
                   static_cast<unsigned>(b));
-  if (L > 0) {
+  if (u.numel() > 0) {
     BackwardKernel<<<grid, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         gy.data_ptr<float>(), u.data_ptr<float>(), dt.data_ptr<float>(), A.data_ptr<float>(), Bt.data_ptr<float>(),
         Ct.data_ptr<float>(), D.data_ptr<float>(), states.data_ptr<float>(), gu.data_ptr<float>(),
