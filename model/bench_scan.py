@@ -15,6 +15,7 @@ import time
 import torch
 
 from mambast import scan
+from mambast.scan_kernel import example_inputs
 
 
 def main(argv=None):
@@ -31,11 +32,7 @@ def main(argv=None):
     k, din, n = 4, 512, 16
     print(f"batch {a.batch}, K {k}, Din {din}, N {n}, {a.threads} threads, torch {torch.__version__}")
     for length in a.tokens:
-        g = torch.Generator().manual_seed(length)
-        xs = [torch.randn(a.batch, k * din, length, generator=g), torch.randn(a.batch, k * din, length, generator=g),
-              -torch.rand(k * din, n, generator=g) * 3 - 0.1, torch.randn(a.batch, k, n, length, generator=g),
-              torch.randn(a.batch, k, n, length, generator=g), torch.randn(k * din, generator=g),
-              torch.randn(k * din, generator=g) * 0.5]
+        xs = example_inputs(a.batch, k, din, n, length, torch.Generator().manual_seed(length))
         xs = [t.requires_grad_() for t in xs]
         base = None
         for v in a.variants:

@@ -6,8 +6,8 @@ or (--device cuda) a GPU.
         --variants parallel sequential --no-malloc-tuning      # on the GPU machine
 
 Random weights and random smooth images (no data needed). Prints the median of --steps timed steps
-after one warm-up step for each variant, and each variant's ratio against `sliced` measured in the
-same run: the baseline is the sequential recurrence with its per-token inputs taken as L slices
+after one warm-up step for each variant, and each variant's ratio against the first one listed (the
+baseline, measured in the same run). The default baseline `sliced` is the sequential recurrence with its per-token inputs taken as L slices
 (what `sequential` did before it switched to one `unbind` per input; kept here, not in mambast).
 On CUDA it prints each variant's peak GPU memory and the GPU's name; on the CPU, which BLAS PyTorch uses:
 Debian's python3-torch runs on whatever libblas.so.3 the alternatives system points at, and the
@@ -48,14 +48,21 @@ def scan_sliced(u, delta, A, B, C, D, delta_bias, delta_softplus=True):
     return torch.stack(ys, -1) + D.unsqueeze(1) * u
 
 
+def scan_none(u, delta, A, B, C, D, delta_bias, delta_softplus=True):
+    """No recurrence at all (y = D u, delta kept in the graph): what a step costs without its scans."""
+    return D.unsqueeze(1) * u + 0 * delta
+
+
 @contextlib.contextmanager
 def variant(name):
-    """Yields the scan_variant to build the model with; `sliced` swaps the baseline into the sequential scan."""
-    if name != "sliced":
+    """Yields the scan_variant to build the model with; `sliced` swaps the baseline into the
+    sequential scan, `none` swaps in scan_none (a lower bound, not a model)."""
+    swap = {"sliced": scan_sliced, "none": scan_none}.get(name)
+    if swap is None:
         yield name
         return
     real = scan.scan_sequential
-    scan.scan_sequential = scan_sliced
+    scan.scan_sequential = swap
     try:
         yield "sequential"
     finally:
@@ -85,7 +92,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--variants", nargs="+", default=["sliced", "sequential"],
-                   help="also: parallel (the chunked scan; its backward is slow on CPU: minutes per step)")
+                   help="also: kernel, parallel (the chunked scan; its backward is slow on CPU: minutes per "
+                        "step), none (no scan: the rest of the step)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                    help="cuda: also prints each variant's peak GPU memory (scans other than `kernel` recomputed "
                         "in backward); run mambast.scan_kernel.cuda_self_check() before trusting `kernel` there")
@@ -114,8 +122,8 @@ def main(argv=None):
                    if a.device == "cuda" else "")
             del tr
         results[name] = statistics.median(times)
-        base = results.get("sliced")
-        ratio = f"  {base / results[name]:.2f}x vs sliced" if base else ""
+        base = a.variants[0]
+        ratio = f"  {results[base] / results[name]:.2f}x vs {base}" if name != base else "  (baseline)"
         print(f"{name:>10}: {results[name]:.3f} s/step (median of {a.steps}){ratio}{mem}", flush=True)
     if a.device == "cuda":
         print(f"GPU: {torch.cuda.get_device_name()}")

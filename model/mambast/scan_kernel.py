@@ -2,7 +2,7 @@
 
 `csrc/scan_kernel.cpp` is built on first use with torch.utils.cpp_extension (g++, ninja and the
 libtorch headers: Debian's libtorch-dev, ninja-build and pybind11-dev, which scripts/setup.sh
-installs) into model/.build/scan_kernel, and cached there. fp32 CPU tensors only.
+installs) into model/.build/scan_kernel-<CPU features>, and cached there. fp32 CPU tensors only.
 
 Forward runs the recurrence once per channel, keeping the state at the start of every 64 tokens;
 backward recomputes one chunk's states at a time and walks it backwards (no [b, KD, N, L] state
@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
-_EXT = None
-_EXT_CUDA = None
-SOURCE_CUDA = Path(__file__).parent / "csrc" / "scan_kernel_cuda.cu"
 SOURCE = Path(__file__).parent / "csrc" / "scan_kernel.cpp"
+SOURCE_CUDA = Path(__file__).parent / "csrc" / "scan_kernel_cuda.cu"
+_BUILT: dict[str, object] = {}
+
+
 def _cpu_tag() -> str:
-    """The build uses -march=native: one build folder per set of CPU features, so that a folder
+    """The CPU build uses -march=native: one build folder per set of CPU features, so that a folder
     reused on another CPU (a copied checkout) never loads code its CPU cannot run."""
     import hashlib
     try:
@@ -39,39 +40,43 @@ BUILD_DIR = Path(os.environ.get("MAMBAST_KERNEL_BUILD",
                                 Path(__file__).resolve().parent.parent / ".build" / f"scan_kernel-{_cpu_tag()}"))
 
 
-def extension():
-    """The compiled module (built once per source version; raises with the compiler's output)."""
-    global _EXT
-    if _EXT is None:
+def _load(name: str, source: Path, folder: Path, hint: str, **flags):
+    """torch.utils.cpp_extension.load, once per process; the build is cached in `folder`."""
+    if name not in _BUILT:
         from torch.utils import cpp_extension
-        BUILD_DIR.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         try:
-            _EXT = cpp_extension.load(
-                name="mambast_scan_kernel", sources=[str(SOURCE)], build_directory=str(BUILD_DIR),
-                extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
-                extra_ldflags=["-fopenmp"],
-                verbose=False)
+            _BUILT[name] = cpp_extension.load(name=name, sources=[str(source)], build_directory=str(folder),
+                                              verbose=False, **flags)
         except (RuntimeError, OSError) as e:
-            raise RuntimeError(f"cannot build the scan kernel ({SOURCE}): {e}. It needs g++, ninja and the "
-                               "libtorch headers (scripts/setup.sh installs libtorch-dev, ninja-build, "
-                               "pybind11-dev); use --scan sequential otherwise") from e
-    return _EXT
+            raise RuntimeError(f"cannot build {source}: {e}{hint}") from e
+    return _BUILT[name]
+
+
+def extension():
+    """The CPU module (built once per source version; raises with the compiler's output)."""
+    return _load("mambast_scan_kernel", SOURCE, BUILD_DIR,
+                 ". It needs g++, ninja and the libtorch headers (scripts/setup.sh installs libtorch-dev, "
+                 "ninja-build, pybind11-dev); use --scan sequential otherwise",
+                 extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+                 extra_ldflags=["-fopenmp"])
 
 
 def extension_cuda():
-    """The CUDA build (nvcc, on a GPU machine), cached next to the CPU one."""
-    global _EXT_CUDA
-    if _EXT_CUDA is None:
-        from torch.utils import cpp_extension
-        folder = BUILD_DIR.parent / "scan_kernel_cuda"
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            _EXT_CUDA = cpp_extension.load(name="mambast_scan_kernel_cuda", sources=[str(SOURCE_CUDA)],
-                                           build_directory=str(folder), extra_cflags=["-O3"],
-                                           extra_cuda_cflags=["-O3"], verbose=False)
-        except (RuntimeError, OSError) as e:
-            raise RuntimeError(f"cannot build the CUDA scan kernel ({SOURCE_CUDA}): {e}") from e
-    return _EXT_CUDA
+    """The CUDA module (nvcc, on a GPU machine), cached next to the CPU one."""
+    return _load("mambast_scan_kernel_cuda", SOURCE_CUDA, BUILD_DIR.parent / "scan_kernel_cuda", "",
+                 extra_cflags=["-O3"], extra_cuda_cflags=["-O3"])
+
+
+def example_inputs(b: int, k: int, din: int, n: int, length: int, generator: torch.Generator,
+                   positive_delta: bool = False) -> list[torch.Tensor]:
+    """Random u, delta, A (negative), B, C, D, delta_bias for tests, checks and benchmarks.
+    positive_delta: delta in [0, 1) (without softplus a negative step makes the states grow)."""
+    r = lambda *s: torch.randn(*s, generator=generator)
+    return [r(b, k * din, length),
+            torch.rand(b, k * din, length, generator=generator) if positive_delta else r(b, k * din, length),
+            -torch.rand(k * din, n, generator=generator) * 3 - 0.1, r(b, k, n, length), r(b, k, n, length),
+            r(k * din), torch.rand(k * din, generator=generator) * 0.5]
 
 
 class KernelScan(torch.autograd.Function):
@@ -127,11 +132,7 @@ def cuda_self_check(device="cuda", tol: float = 1e-4) -> str:
     from .scan import scan_reference
     g = torch.Generator().manual_seed(0)
     for b, k, din, length in ((2, 2, 130, 37), (1, 4, 8, 16), (1, 1, 3, 1)):
-        n = 16
-        cpu = [torch.randn(b, k * din, length, generator=g), torch.randn(b, k * din, length, generator=g),
-               -torch.rand(k * din, n, generator=g) * 3 - 0.1, torch.randn(b, k, n, length, generator=g),
-               torch.randn(b, k, n, length, generator=g), torch.randn(k * din, generator=g),
-               torch.rand(k * din, generator=g) * 0.5]
+        cpu = example_inputs(b, k, din, 16, length, g)
         xs = [t.to(device).requires_grad_() for t in cpu]
         y = scan_kernel(*xs)
         ref_in = [t.double().requires_grad_() for t in cpu]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mambast import scan
-from mambast.scan_kernel import extension
+from mambast.scan_kernel import example_inputs, extension
 
 from test_train import tiny_trainer
 
@@ -15,14 +15,9 @@ def built():
 
 
 def inputs(b, k, din, n, length, softplus, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)
-    u, B, C, D = r(b, k * din, length), r(b, k, n, length), r(b, k, n, length), r(k * din)
     # without softplus dt = delta + bias must stay >= 0, or the states grow without bound
-    delta = r(b, k * din, length) if softplus else torch.rand(b, k * din, length, generator=g)
-    A = -torch.rand(k * din, n, generator=g) * 3 - 0.1
-    bias = torch.rand(k * din, generator=g) * 0.5
-    return [t.requires_grad_() for t in (u, delta, A, B, C, D, bias)]
+    xs = example_inputs(b, k, din, n, length, torch.Generator().manual_seed(seed), positive_delta=not softplus)
+    return [t.requires_grad_() for t in xs]
 
 
 SHAPES = {  # b, k, din, n, L: chunk edges (64), N other than 16, one token, K = 1
@@ -141,11 +136,12 @@ def test_training_on_cuda_falls_back_to_the_parallel_scan_when_the_kernel_fails(
     assert train.checked_cuda_scan() == "kernel"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the child may pass")
 def test_the_cuda_check_runs_in_a_child_process_and_reports_its_failure():
     """Here there is no CUDA: the child fails, and its last lines come back as the reason."""
     from mambast import train
     problem = train._cuda_self_check_subprocess()
-    assert problem and ("CUDA" in problem or "cuda" in problem or "Error" in problem), problem
+    assert "cuda" in problem.lower(), problem
 
 
 class _FakeCudaExtension:
@@ -166,10 +162,11 @@ class _FakeCudaExtension:
         gu, gdt, gA, gBt, gCt, gD = extension().backward(t(gy), t(u), t(dt), A, Bt, Ct, D, states)
         b, k, length, n = gBt.shape
         kd = u.shape[2]
-        per = lambda g: torch.zeros(b, length, n, k, kd // k).index_put_(
-            (torch.arange(b)[:, None, None, None], torch.arange(length)[None, :, None, None],
-             torch.arange(n)[None, None, :, None], torch.arange(k)[None, None, None, :], torch.tensor(0)),
-            g.permute(0, 2, 3, 1)).reshape(b, length, n, kd)
+
+        def per(g):  # [b, K, L, N] -> [b, L, N, KD], all in each direction's first channel
+            out = torch.zeros(b, length, n, k, kd // k)
+            out[..., 0] = g.permute(0, 2, 3, 1)
+            return out.reshape(b, length, n, kd)
         return t(gu), t(gdt), gA, per(gBt), per(gCt), gD
 
 
