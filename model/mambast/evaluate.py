@@ -7,7 +7,10 @@
 Methods: `content` (the unchanged content image), `reinhard` (per-channel mean/std transfer in CIE
 Lab, Reinhard et al. 2001) and each model (PyTorch, style index seed 0, strength 1, clamped to
 [0, 1]); `--checkpoint A.pt v2=B.pt` evaluates several checkpoints in one run (label=path names
-a row; a bare path is `model`, or its file stem when there are several).
+a row; a bare path is `model`, or its file stem when there are several). `--strength 0 0.5 1` scores
+each model at several style strengths (rows `label@strength`; 0 is the model's own reconstruction of
+the content, the ceiling of its content structure), the trade-off curve the product's strength setting
+walks along.
 Metrics, averaged over all content x style pairs:
 * content structure (higher = more of the content kept): `ssim` (11x11 Gaussian window, sigma 1.5,
   on luma) and `edge_corr` (Pearson correlation of Sobel gradient magnitudes), output vs content;
@@ -156,24 +159,36 @@ def load_square(path, size: int) -> torch.Tensor:
     return F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
 
 
-def evaluate(model, contents, styles, vgg, sheet_rows: int = 6, log=print):
-    """model: MambaST, {label: MambaST} or None; contents/styles: lists of [3, H, W].
-    -> (means, per-pair rows, sheet)."""
+def _runs(models: dict, strengths) -> dict:
+    """{row label: (model, strength or None)}; labels carry `@strength` unless it is only 1."""
+    strengths = [float(x) for x in strengths]
+    bad = [x for x in strengths if not 0 <= x <= 1]
+    if bad or not strengths:
+        raise ValueError(f"strengths must be in [0, 1], got {strengths}")
+    plain = strengths == [1.0]
+    return {(label if plain else f"{label}@{st:g}"): (m, None if st == 1 else torch.tensor([st]))
+            for label, m in models.items() for st in strengths}
+
+
+def evaluate(model, contents, styles, vgg, sheet_rows: int = 6, log=print, strengths=(1.0,)):
+    """model: MambaST, {label: MambaST} or None; contents/styles: lists of [3, H, W];
+    strengths: style strengths in [0, 1] each model is scored at. -> (means, per-pair rows, sheet)."""
     models = model if isinstance(model, dict) else ({} if model is None else {"model": model})
-    methods = ["content", "reinhard"] + list(models)
-    ncol = 3 + max(1, len(models))
+    runs = _runs(models, strengths)
+    methods = ["content", "reinhard"] + list(runs)
+    ncol = 3 + max(1, len(runs))
     rows, sheet = [], []
     for ci, c in enumerate(contents):
         for si, s in enumerate(styles):
             t0 = time.time()
             outs = {"content": c, "reinhard": reinhard(c, s)}
-            for label, m in models.items():
+            for label, (m, st) in runs.items():
                 with torch.no_grad():
-                    outs[label] = m(c[None], s[None], seed=0)[0].clamp(0, 1)
+                    outs[label] = m(c[None], s[None], seed=0, strength=st)[0].clamp(0, 1)
             for m in methods:
                 rows.append({"content": ci, "style": si, "method": m, **score(vgg, outs[m], c, s)})
             if len(sheet) < sheet_rows * ncol:
-                sheet += [c, s, outs["reinhard"]] + ([outs[label] for label in models] or [c])
+                sheet += [c, s, outs["reinhard"]] + ([outs[label] for label in runs] or [c])
             log(f"pair c{ci} s{si}: {time.time() - t0:.1f} s")
     means = {m: {k: sum(r[k] for r in rows if r["method"] == m) / sum(r["method"] == m for r in rows)
                  for k in METRICS} for m in methods}
@@ -198,12 +213,16 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=256, help="images are resized to size x size (multiple of 8)")
     p.add_argument("--max-content", type=int, default=0, help="first N content images (0: all)")
     p.add_argument("--max-style", type=int, default=0, help="first N style images (0: all)")
+    p.add_argument("--strength", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="style strengths in [0, 1] to score each model at (default 1; 0 = reconstruction)")
     p.add_argument("--vgg-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="../artifacts/eval")
     a = p.parse_args(argv)
     if a.size % 8 or a.size < 16:
         raise SystemExit(f"--size must be a multiple of 8 and >= 16, got {a.size}")
+    if any(not 0 <= x <= 1 for x in a.strength):
+        raise SystemExit(f"--strength values must be in [0, 1], got {a.strength}")
     torch.set_num_threads(a.threads)
     cf, sf = list_images(a.content), list_images(a.style)
     cf, sf = cf[:a.max_content or None], sf[:a.max_style or None]
@@ -220,11 +239,12 @@ def main(argv=None):
         provs.append(f"{label}: {prov}")
     prov = "; ".join(provs) or "baselines only"
     vgg = random_vgg(a.vgg_seed)
-    means, rows, sheet = evaluate(models, contents, styles, vgg)
+    means, rows, sheet = evaluate(models, contents, styles, vgg, strengths=a.strength)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     text = table(means)
-    header = f"{len(contents)} content x {len(styles)} style images at {a.size}x{a.size}; model: {prov}"
+    header = (f"{len(contents)} content x {len(styles)} style images at {a.size}x{a.size}; model: {prov}"
+              + ("" if a.strength == [1.0] else f"; strengths {' '.join(f'{x:g}' for x in a.strength)}"))
     print(header)
     print(text)
     (out / "table.md").write_text(header + "\n\n" + text + "\n")

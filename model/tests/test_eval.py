@@ -80,3 +80,29 @@ def test_evaluate_scores_several_labelled_models_side_by_side(vgg):
     assert len(rows) == 8
     assert means["v1"]["gram"] != means["v2"]["gram"]          # different weights, different scores
     assert sheet.shape == (3, 2 + 2 * 34, 2 + 5 * 34)           # content | style | reinhard | v1 | v2
+
+
+def test_evaluate_scores_each_model_at_each_strength(vgg):
+    model = build_model(get_config("tiny"), seed=1, scan_variant="sequential")
+    contents, styles = [smooth(7, 32)], [smooth(9, 32)]
+    means, rows, sheet = evaluate({"m": model}, contents, styles, vgg, strengths=(0, 0.5, 1),
+                                  log=lambda *_: None)
+    assert list(means) == ["content", "reinhard", "m@0", "m@0.5", "m@1"]
+    assert len(rows) == 5
+    c, s = contents[0], styles[0]
+    with torch.no_grad():
+        tokens = model.encode_style(s[None])
+        emb, x_c, _ = model.stylize_main(c[None], tokens, torch.zeros(1, 16, dtype=torch.long))
+        recon = model.render(model.content_identity(emb, x_c))[0].clamp(0, 1)
+        full = model(c[None], s[None], seed=0)[0].clamp(0, 1)
+    assert means["m@0"]["ssim"] == pytest.approx(ssim(recon, c))      # strength 0: the reconstruction
+    assert means["m@1"]["gram"] == pytest.approx(gram_distance(vgg, full, s))
+    assert means["m@0"]["ssim"] != pytest.approx(means["m@1"]["ssim"])
+    assert sheet.shape == (3, 2 + 1 * 34, 2 + 6 * 34)
+
+
+@pytest.mark.parametrize("bad", [(), (1.5,), (-0.1, 1)])
+def test_evaluate_rejects_strengths_outside_0_1(vgg, bad):
+    model = build_model(get_config("tiny"), seed=1, scan_variant="sequential")
+    with pytest.raises(ValueError, match="strengths"):
+        evaluate(model, [smooth(7, 32)], [smooth(9, 32)], vgg, strengths=bad, log=lambda *_: None)
