@@ -10,7 +10,7 @@ help:
 	@echo "make setup  - install what is missing (apt, npm ci, dotnet restore)"
 	@echo "make services-up / services-down - local RabbitMQ + Azurite for development"
 	@echo "make training-data - the bundled model's training and held-out image folders (artifacts/training-data)"
-	@echo "make evaluate CHECKPOINT=... - score a training checkpoint on the held-out images (docs/evaluation.md)"
+	@echo "make evaluate CHECKPOINT=... [STRENGTH='0 0.5 1'] - score a training checkpoint on the held-out images (docs/evaluation.md)"
 
 setup:
 	@scripts/setup.sh
@@ -37,9 +37,10 @@ training-data:
 	@model/training-data.sh
 
 SIZE ?= 128
+STRENGTH ?= 1
 evaluate: training-data
 	@test -n "$(CHECKPOINT)" || { echo "make evaluate CHECKPOINT=path/to/last.pt (a train.py checkpoint)"; exit 2; }
-	cd model && /usr/bin/python3 -m mambast.evaluate --checkpoint $(abspath $(CHECKPOINT)) --size $(SIZE) --threads 2 \
+	cd model && /usr/bin/python3 -m mambast.evaluate --checkpoint $(abspath $(CHECKPOINT)) --size $(SIZE) --strength $(STRENGTH) --threads 2 \
 	  --content ../artifacts/training-data/heldout-content --style ../artifacts/training-data/heldout-style \
 	  --out ../artifacts/eval-heldout
 
