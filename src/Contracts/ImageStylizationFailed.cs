@@ -34,4 +34,8 @@ public enum StylizationErrorCode
     ModelError,
     Timeout,
     Canceled,
+
+    /// <summary>The message itself is unusable (no options, unknown output format, strength not a number,
+    /// empty locations); sending it again cannot help.</summary>
+    InvalidRequest,
 }

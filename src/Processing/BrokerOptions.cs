@@ -14,13 +14,22 @@ public sealed class BrokerOptions : IValidatableObject
 
     public string? Password { get; set; }
 
+    /// <summary>The URL as given (MassTransit takes amqp, amqps, rabbitmq and rabbitmqs).</summary>
     public Uri ToUri() => new(Url);
+
+    /// <summary>The URL for RabbitMQ.Client, which knows only amqp and amqps: rabbitmq(s) mapped to amqp(s).</summary>
+    public Uri ToAmqpUri()
+    {
+        var builder = new UriBuilder(ToUri());
+        builder.Scheme = builder.Scheme switch { "rabbitmq" => "amqp", "rabbitmqs" => "amqps", var s => s };
+        return builder.Uri;
+    }
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (!Uri.TryCreate(Url, UriKind.Absolute, out var uri) || (uri.Scheme != "amqp" && uri.Scheme != "amqps" && uri.Scheme != "rabbitmq"))
+        if (!Uri.TryCreate(Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("amqp" or "amqps" or "rabbitmq" or "rabbitmqs"))
         {
-            yield return new ValidationResult($"Broker:Url must be an amqp:// or amqps:// URL, got '{Redact(Url)}'", [nameof(Url)]);
+            yield return new ValidationResult($"Broker:Url must be an amqp://, amqps://, rabbitmq:// or rabbitmqs:// URL, got '{Redact(Url)}'", [nameof(Url)]);
         }
     }
 

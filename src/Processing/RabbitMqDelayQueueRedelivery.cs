@@ -116,7 +116,7 @@ public sealed class RabbitMqDelayQueueRedelivery(
         {
             if (_connection is not null) await _connection.DisposeAsync();
             var broker = brokerOptions.Value;
-            var factory = new ConnectionFactory { Uri = broker.ToUri(), ClientProvidedName = "mambast-redelivery" };
+            var factory = new ConnectionFactory { Uri = broker.ToAmqpUri(), ClientProvidedName = "mambast-redelivery" };
             if (!string.IsNullOrEmpty(broker.Username)) factory.UserName = broker.Username;
             if (!string.IsNullOrEmpty(broker.Password)) factory.Password = broker.Password;
             _connection = await factory.CreateConnectionAsync(cancellationToken);

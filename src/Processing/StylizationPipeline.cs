@@ -27,6 +27,7 @@ public sealed class StylizationPipeline(
 
     public ModelIdentity Model => model.Model;
 
+    /// <summary>One outcome per job, in the order of <paramref name="jobs"/>.</summary>
     public async Task<IReadOnlyList<JobOutcome>> RunAsync(IReadOnlyList<StylizeImage> jobs, CancellationToken cancellationToken)
     {
         using var activity = StylizationMetrics.ActivitySource.StartActivity("stylize-batch");
@@ -42,10 +43,10 @@ public sealed class StylizationPipeline(
 
         try
         {
-            await Parallel.ForEachAsync(states, parallel, async (s, token) => await Guard(s, () => PrepareAsync(s, token)));
+            await Parallel.ForEachAsync(states, parallel, async (s, token) => await Guard(s, () => PrepareAsync(s, token), token));
             await EncodeStylesAsync(states.Where(s => s.Pending).ToArray(), ct);
             await InferAsync(states.Where(s => s.Pending).ToArray(), ct);
-            await Parallel.ForEachAsync(states.Where(s => s.Pending), parallel, async (s, token) => await Guard(s, () => WriteAsync(s, token)));
+            await Parallel.ForEachAsync(states.Where(s => s.Pending), parallel, async (s, token) => await Guard(s, () => WriteAsync(s, token), token));
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -71,6 +72,7 @@ public sealed class StylizationPipeline(
 
     private async Task PrepareAsync(JobState s, CancellationToken ct)
     {
+        Validate(s.Job);
         var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
         if (existing is not null)
         {
@@ -88,6 +90,19 @@ public sealed class StylizationPipeline(
         s.DecodeMs = sw.Elapsed.TotalMilliseconds;
         metrics.Stage("fetch", s.FetchMs);
         metrics.Stage("decode", s.DecodeMs);
+    }
+
+    /// <summary>Refuses a message that cannot be processed, before any fetch or inference: permanent.</summary>
+    internal static void Validate(StylizeImage job)
+    {
+        static JobFailedException Bad(string why) => new(StylizationErrorCode.InvalidRequest, false, why);
+
+        if (job.Options is not { } o) throw Bad("the message has no Options");
+        if (string.IsNullOrWhiteSpace(job.ContentRef)) throw Bad("ContentRef is empty");
+        if (string.IsNullOrWhiteSpace(job.StyleRef)) throw Bad("StyleRef is empty");
+        if (string.IsNullOrWhiteSpace(job.OutputRef)) throw Bad("OutputRef is empty");
+        if (!Enum.IsDefined(o.Format)) throw Bad($"Options.Format {(int)o.Format} is not one of {string.Join(", ", Enum.GetNames<OutputFormat>())}");
+        if (!float.IsFinite(o.Strength)) throw Bad($"Options.Strength is {o.Strength}; expected a number in [0, 1]");
     }
 
     private void ReuseOrRefuse(JobState s, StoredOutput existing)
@@ -114,7 +129,7 @@ public sealed class StylizationPipeline(
         foreach (var group in pending.GroupBy(s => s.Job.StyleRef, StringComparer.Ordinal))
         {
             var members = group.ToArray();
-            await Guard(members, async () =>
+            await Guard(members, ct, async () =>
             {
                 var sw = Stopwatch.StartNew();
                 var bytes = await Retry(() => storage.ReadAsync(group.Key, _options.MaxInputBytes, ct), ct);
@@ -144,7 +159,7 @@ public sealed class StylizationPipeline(
         {
             ct.ThrowIfCancellationRequested();
             var members = group.ToArray();
-            await Guard(members, () =>
+            await Guard(members, ct, () =>
             {
                 using var activity = StylizationMetrics.ActivitySource.StartActivity("inference");
                 activity?.SetTag("mambast.inference.batch_size", members.Length);
@@ -199,17 +214,19 @@ public sealed class StylizationPipeline(
         s.Done = true;
     }
 
-    private Task Guard(JobState s, Func<Task> work) => Guard([s], work);
+    private Task Guard(JobState s, Func<Task> work, CancellationToken ct) => Guard([s], ct, work);
 
-    /// <summary>Runs work for some jobs; any failure but shutdown becomes those jobs' outcome.</summary>
-    private async Task Guard(JobState[] members, Func<Task> work)
+    /// <summary>Runs work for some jobs; any failure but the batch's own cancellation (shutdown or
+    /// Worker:JobTimeoutSeconds, through <paramref name="ct"/>) becomes those jobs' outcome. A
+    /// cancellation from elsewhere (a client's own timeout) fails these jobs only.</summary>
+    private async Task Guard(JobState[] members, CancellationToken ct, Func<Task> work)
     {
         if (members.All(m => !m.Pending)) return;
         try
         {
             await work();
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             throw;
         }

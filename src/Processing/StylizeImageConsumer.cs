@@ -8,8 +8,12 @@ namespace MambaSt.Batch.Processing;
 /// <summary>
 /// Consumes StylizeImage in batches. Each job gets its own outcome: ImageStylized, a queue-based
 /// redelivery (transient failure, budget left), or ImageStylizationFailed (permanent failure at once;
-/// transient after the budget, with a copy in the error queue). Shutdown cancellation escapes, so the
-/// batch's messages return to the queue.
+/// transient after the budget, with a copy in the error queue). Copies of one job (same JobId, OutputRef
+/// and BatchId: a publisher's retry) in one batch are run and answered once; the same JobId for another
+/// output or batch is a job of its own. Failures are handled before successes are announced, so a
+/// redelivery that cannot be published (broker gone) faults the batch before any event went out.
+/// Every event carries the transport header <see cref="BatchIdHeader"/> (the batch's watch queue
+/// routes on it). Shutdown cancellation escapes, so the batch's messages return to the queue.
 /// </summary>
 public sealed class StylizeImageConsumer(
     StylizationPipeline pipeline,
@@ -18,30 +22,51 @@ public sealed class StylizeImageConsumer(
     IOptions<WorkerOptions> options,
     ILogger<StylizeImageConsumer> logger) : IConsumer<Batch<StylizeImage>>
 {
+    /// <summary>Transport header on every ImageStylized / ImageStylizationFailed: the job's BatchId.</summary>
+    public const string BatchIdHeader = "mambast-batch-id";
+
     public async Task Consume(ConsumeContext<Batch<StylizeImage>> context)
     {
         var messages = context.Message;
-        var unique = messages.Select(m => m.Message).DistinctBy(m => m.JobId).ToArray();
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["BatchSize"] = messages.Length });
 
-        var outcomes = (await pipeline.RunAsync(unique, context.CancellationToken)).ToDictionary(o => o.Job.JobId);
-
-        foreach (var message in messages)
+        var copies = messages.GroupBy(m => (m.Message.JobId, m.Message.OutputRef, m.Message.BatchId)).ToArray();
+        foreach (var group in copies.Where(g => g.Count() > 1))
         {
-            var outcome = outcomes[message.Message.JobId];
-            if (outcome.Completed is { } completed)
+            logger.LogInformation("Job {JobId} of batch {BatchId}: {Copies} copies in one delivery batch; run and answered once",
+                group.Key.JobId, group.Key.BatchId, group.Count());
+        }
+
+        var jobs = copies.Select(g => g.First()).ToArray();
+        var outcomes = await pipeline.RunAsync(jobs.Select(m => m.Message).ToArray(), context.CancellationToken);
+        if (outcomes.Count != jobs.Length)
+        {
+            throw new InvalidOperationException($"the pipeline returned {outcomes.Count} outcomes for {jobs.Length} jobs");
+        }
+
+        for (var i = 0; i < jobs.Length; i++)
+        {
+            if (outcomes[i].Failure is { } failure)
             {
-                await message.Publish(completed, context.CancellationToken);
+                await HandleFailureAsync(jobs[i], failure, context.CancellationToken);
+            }
+        }
+
+        for (var i = 0; i < jobs.Length; i++)
+        {
+            if (outcomes[i].Completed is { } completed)
+            {
+                await jobs[i].Publish(completed, WithBatchHeader<ImageStylized>(completed.BatchId), context.CancellationToken);
                 logger.LogInformation("Job {JobId} of batch {BatchId} done: {OutputRef} ({Width}x{Height}, {TotalMs:F0} ms{Reused})",
                     completed.JobId, completed.BatchId, completed.OutputRef, completed.Width, completed.Height, completed.Timings.TotalMs,
                     completed.Reused ? ", reused" : "");
             }
-            else
-            {
-                await HandleFailureAsync(message, outcome.Failure!, context.CancellationToken);
-            }
         }
     }
+
+    private static IPipe<PublishContext<T>> WithBatchHeader<T>(string batchId)
+        where T : class =>
+        Pipe.Execute<PublishContext<T>>(p => p.Headers.Set(BatchIdHeader, batchId));
 
     private async Task HandleFailureAsync(ConsumeContext<StylizeImage> message, JobFailedException failure, CancellationToken ct)
     {
@@ -68,7 +93,7 @@ public sealed class StylizeImageConsumer(
             WorkerId = options.Value.WorkerId,
             CorrelationId = message.Message.CorrelationId,
             FailedAt = DateTimeOffset.UtcNow,
-        }, ct);
+        }, WithBatchHeader<ImageStylizationFailed>(message.Message.BatchId), ct);
         logger.LogWarning("Job {JobId} of batch {BatchId} failed after {Attempts} attempt(s): {ErrorCode}: {Message}",
             message.Message.JobId, message.Message.BatchId, attempts, failure.Code, failure.Message);
     }

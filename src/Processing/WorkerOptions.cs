@@ -3,8 +3,11 @@ using System.ComponentModel.DataAnnotations;
 namespace MambaSt.Batch.Processing;
 
 /// <summary>How the worker takes jobs from the broker. Section "Worker".</summary>
-public sealed class WorkerOptions
+public sealed class WorkerOptions : IValidatableObject
 {
+    /// <summary>Longest redelivery delay: a week (RabbitMQ's x-message-ttl is in milliseconds, a 32-bit int).</summary>
+    public const int MaxRedeliveryDelaySeconds = 7 * 24 * 3600;
+
     public const string Section = "Worker";
 
     [Required, RegularExpression("^[A-Za-z0-9._:-]+$", ErrorMessage = "Worker:QueueName may contain letters, digits, '.', '_', ':' and '-' only.")]
@@ -56,4 +59,23 @@ public sealed class WorkerOptions
     public long MaxInputBytes { get; set; } = 64L * 1024 * 1024;
 
     public string WorkerId { get; set; } = Environment.GetEnvironmentVariable("HOSTNAME") ?? Environment.MachineName;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        var delays = EffectiveRedeliveryDelays;
+        if (delays.Count > 20)
+        {
+            yield return new ValidationResult($"Worker:RedeliveryDelaysSeconds has {delays.Count} entries; at most 20", [nameof(RedeliveryDelaysSeconds)]);
+        }
+
+        for (var i = 0; i < delays.Count; i++)
+        {
+            if (delays[i] is < 1 or > MaxRedeliveryDelaySeconds)
+            {
+                yield return new ValidationResult(
+                    $"Worker:RedeliveryDelaysSeconds:{i} is {delays[i]}; each delay must be 1..{MaxRedeliveryDelaySeconds} seconds",
+                    [nameof(RedeliveryDelaysSeconds)]);
+            }
+        }
+    }
 }

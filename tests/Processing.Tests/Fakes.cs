@@ -13,11 +13,15 @@ internal sealed class FakeStorage : IJobStorage
 
     public ConcurrentDictionary<string, int> TransientFailuresLeft { get; } = new();
 
+    /// <summary>Thrown by ReadAsync for these locations (e.g. a storage client's own timeout).</summary>
+    public ConcurrentDictionary<string, Exception> ReadExceptions { get; } = new();
+
     public int Reads;
 
     public Task<ReadOnlyMemory<byte>> ReadAsync(string location, long maxBytes, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref Reads);
+        if (ReadExceptions.TryGetValue(location, out var exception)) throw exception;
         if (TransientFailuresLeft.TryGetValue(location, out var left) && left > 0)
         {
             TransientFailuresLeft[location] = left - 1;

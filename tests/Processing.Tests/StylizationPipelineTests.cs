@@ -152,6 +152,86 @@ public class StylizationPipelineTests
         unknown.Transient.ShouldBeTrue();
     }
 
+    public static TheoryData<string, Func<StylizeImage, StylizeImage>> BadMessages => new()
+    {
+        { "Options.Format 7", j => j with { Options = j.Options with { Format = (OutputFormat)7 } } },
+        { "no Options", j => j with { Options = null! } },
+        { "Options.Strength is NaN", j => j with { Options = j.Options with { Strength = float.NaN } } },
+        { "OutputRef is empty", j => j with { OutputRef = " " } },
+        { "StyleRef is empty", j => j with { StyleRef = "" } },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadMessages))]
+    public async Task A_malformed_message_fails_at_once_as_an_invalid_request_before_any_fetch_or_inference(string named, Func<StylizeImage, StylizeImage> spoil)
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+
+        var outcomes = await Pipeline().RunAsync([spoil(Job("1")), Job("2")], TestContext.Current.CancellationToken);
+
+        var failure = outcomes[0].Failure.ShouldNotBeNull();
+        failure.Code.ShouldBe(StylizationErrorCode.InvalidRequest);
+        failure.Transient.ShouldBeFalse();
+        failure.Message.ShouldContain(named);
+        outcomes[1].Completed.ShouldNotBeNull();
+        _model.RunSizes.ShouldBe([1]);
+        _storage.Outputs.Keys.ShouldBe(["out/2"]);
+    }
+
+    [Fact]
+    public async Task A_storage_clients_own_timeout_fails_that_job_alone_as_a_transient_timeout()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        _storage.ReadExceptions["in/1"] = new TaskCanceledException("The operation was cancelled.", new TimeoutException("read timed out"));
+
+        var outcomes = await Pipeline().RunAsync([Job("1"), Job("2")], TestContext.Current.CancellationToken);
+
+        var failure = outcomes[0].Failure.ShouldNotBeNull();
+        failure.Code.ShouldBe(StylizationErrorCode.Timeout);
+        failure.Transient.ShouldBeTrue();
+        failure.Message.ShouldNotContain("JobTimeoutSeconds");
+        outcomes[1].Completed.ShouldNotBeNull();
+    }
+
+    [Fact]
+    public void Storage_errors_keep_their_code_and_transience_and_stray_cancellations_are_timeouts()
+    {
+        var forbidden = ErrorClassifier.Classify(new Storage.StorageException(Storage.StorageErrorKind.Forbidden, "403 on create container"));
+        forbidden.Code.ShouldBe(StylizationErrorCode.StorageUnavailable);
+        forbidden.Transient.ShouldBeFalse();
+        var timeout = ErrorClassifier.Classify(new TaskCanceledException("timeout"));
+        timeout.Code.ShouldBe(StylizationErrorCode.Timeout);
+        timeout.Transient.ShouldBeTrue();
+    }
+
+    [Theory]
+    [InlineData(new[] { 0 }, "RedeliveryDelaysSeconds:0 is 0")]
+    [InlineData(new[] { 15, -5 }, "RedeliveryDelaysSeconds:1 is -5")]
+    [InlineData(new[] { 3_000_000 }, "RedeliveryDelaysSeconds:0 is 3000000")]
+    public void Redelivery_delays_outside_one_second_to_a_week_are_refused_by_name(int[] delays, string named)
+    {
+        var options = new WorkerOptions { RedeliveryDelaysSeconds = delays };
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+
+        System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new(options), results, validateAllProperties: true).ShouldBeFalse();
+
+        results.ShouldContain(r => r.ErrorMessage!.Contains(named));
+    }
+
+    [Theory]
+    [InlineData("rabbitmq://rabbit/", "amqp://rabbit/")]
+    [InlineData("rabbitmqs://rabbit:5671/vhost", "amqps://rabbit:5671/vhost")]
+    [InlineData("amqp://u@rabbit:5672/", "amqp://u@rabbit:5672/")]
+    public void A_MassTransit_style_broker_url_is_mapped_for_RabbitMQ_Client(string url, string expected)
+    {
+        var broker = new BrokerOptions { Url = url };
+        broker.Validate(new(broker)).ShouldBeEmpty();
+        broker.ToAmqpUri().ToString().ShouldBe(expected);
+    }
+
     [Fact]
     public void Options_hash_changes_with_every_option()
     {

@@ -52,7 +52,9 @@ internal sealed class EngineStyleTransfer(IStyleEncoder encoder, IStylizer styli
         }
         catch (InferenceException e)
         {
-            throw new JobFailedException(e.Code, false, e.Message, e);
+            // A run failure (e.g. the GPU arena could not grow) may pass on another try or another
+            // worker: bounded redeliveries. Bad images stay permanent.
+            throw new JobFailedException(e.Code, e.Code == StylizationErrorCode.ModelError, e.Message, e);
         }
     }
 

@@ -33,6 +33,11 @@ internal sealed class StorageJobStorage(IStorageResolver resolver) : IJobStorage
         {
             throw Map(e, location);
         }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The storage client gave up (e.g. its network read timeout), not the job: this job only.
+            throw new JobFailedException(StylizationErrorCode.Timeout, true, $"reading {location} timed out: {e.Message}", e);
+        }
     }
 
     public async Task<StoredOutput?> FindOutputAsync(string location, CancellationToken cancellationToken)
@@ -57,35 +62,37 @@ internal sealed class StorageJobStorage(IStorageResolver resolver) : IJobStorage
         IReadOnlyDictionary<string, string> metadata, CancellationToken cancellationToken)
     {
         var (store, name) = Resolve(location);
+        var options = new BlobWriteOptions { ContentType = contentType, Metadata = metadata, IfAbsent = true };
         try
         {
-            using var content = new MemoryStream(data.ToArray(), writable: false);
-            await store.PutAsync(name, content, new BlobWriteOptions { ContentType = contentType, Metadata = metadata, IfAbsent = true }, cancellationToken);
+            try
+            {
+                await PutAsync(store, name, data, options, cancellationToken);
+            }
+            catch (StorageException e) when (e.Kind == StorageErrorKind.NotFound)
+            {
+                // The container is missing: create it once, then write. A refusal to create it
+                // (e.g. a SAS without create permission) is mapped below like any storage error.
+                await store.CreateContainerIfMissingAsync(cancellationToken);
+                await PutAsync(store, name, data, options, cancellationToken);
+            }
+
             return true;
         }
         catch (StorageException e) when (e.Kind == StorageErrorKind.AlreadyExists)
         {
             return false;
         }
-        catch (StorageException e) when (e.Kind == StorageErrorKind.NotFound)
-        {
-            // The container is missing: create it once, then write.
-            await store.CreateContainerIfMissingAsync(cancellationToken);
-            using var content = new MemoryStream(data.ToArray(), writable: false);
-            try
-            {
-                await store.PutAsync(name, content, new BlobWriteOptions { ContentType = contentType, Metadata = metadata, IfAbsent = true }, cancellationToken);
-                return true;
-            }
-            catch (StorageException again) when (again.Kind == StorageErrorKind.AlreadyExists)
-            {
-                return false;
-            }
-        }
         catch (StorageException e)
         {
             throw Map(e, location);
         }
+    }
+
+    private static async Task PutAsync(IBlobStore store, string name, ReadOnlyMemory<byte> data, BlobWriteOptions options, CancellationToken cancellationToken)
+    {
+        using var content = new MemoryStream(data.ToArray(), writable: false);
+        await store.PutAsync(name, content, options, cancellationToken);
     }
 
     private (IBlobStore Store, string Name) Resolve(string location)

@@ -1,0 +1,118 @@
+using MambaSt.Batch.Contracts;
+using MassTransit;
+using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace MambaSt.Batch.Processing.Tests;
+
+/// <summary>The consumer's logic around the pipeline, on MassTransit's in-memory test harness (the real
+/// broker path is in Worker.Tests).</summary>
+public class StylizeImageConsumerTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private readonly FakeStorage _storage = new();
+    private readonly FakeModel _model = new();
+
+    private static StylizeImage Job(Guid id, string output, string batch = "batch-1") => new()
+    {
+        JobId = id,
+        BatchId = batch,
+        ContentRef = "in/1",
+        StyleRef = "styles/a",
+        OutputRef = output,
+        Options = new StylizeOptions { Format = OutputFormat.Png },
+    };
+
+    private async Task<ITestHarness> Run(IJobRedelivery redelivery, params StylizeImage[] jobs)
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8, 100);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        var options = Options.Create(new WorkerOptions { ImmediateRetries = 0, WorkerId = "test-worker" });
+        var provider = new ServiceCollection()
+            .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
+            .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
+            .AddSingleton(options)
+            .AddSingleton(new StylizationMetrics())
+            .AddSingleton(sp => new StylizationPipeline(_storage, new FakeCodec(), _model, sp.GetRequiredService<StylizationMetrics>(),
+                options, NullLogger<StylizationPipeline>.Instance))
+            .AddSingleton(redelivery)
+            .AddMassTransitTestHarness(x => x.AddConsumer<StylizeImageConsumer>(c =>
+                c.Options<BatchOptions>(b => b.SetMessageLimit(16).SetTimeLimit(TimeSpan.FromMilliseconds(500)))))
+            .BuildServiceProvider(true);
+        var harness = provider.GetRequiredService<ITestHarness>();
+        await harness.Start();
+        var ct = TestContext.Current.CancellationToken;
+        await harness.Bus.PublishBatch(jobs, ct);
+        (await harness.Consumed.Any<StylizeImage>(ct)).ShouldBeTrue();
+        await harness.InactivityTask;
+        return harness;
+    }
+
+    [Fact]
+    public async Task The_same_job_id_for_two_outputs_writes_both_and_answers_each_with_its_own_output()
+    {
+        var id = Guid.NewGuid();
+
+        var harness = await Run(new NoRedelivery(), Job(id, "out/a"), Job(id, "out/b"));
+
+        _storage.Outputs.Keys.Order().ShouldBe(["out/a", "out/b"]);
+        var events = harness.Published.Select<ImageStylized>(Ct).Select(m => m.Context.Message).ToArray();
+        events.Select(e => e.OutputRef).Order().ShouldBe(["out/a", "out/b"]);
+        events.ShouldAllBe(e => e.JobId == id);
+    }
+
+    [Fact]
+    public async Task Copies_of_one_job_in_one_batch_are_run_and_answered_once()
+    {
+        var job = Job(Guid.NewGuid(), "out/a");
+
+        var harness = await Run(new NoRedelivery(), job, job, job);
+
+        _model.RunSizes.Sum().ShouldBe(1);
+        harness.Published.Select<ImageStylized>(Ct).Count().ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task Every_event_carries_its_batch_id_as_a_transport_header()
+    {
+        var ok = Job(Guid.NewGuid(), "out/a", "batch-ok");
+        var bad = Job(Guid.NewGuid(), "out/b", "batch-bad") with { StyleRef = "styles/missing" };
+
+        var harness = await Run(new NoRedelivery(), ok, bad);
+
+        var done = harness.Published.Select<ImageStylized>(Ct).Single().Context;
+        done.Headers.Get<string>(StylizeImageConsumer.BatchIdHeader).ShouldBe("batch-ok");
+        var failed = harness.Published.Select<ImageStylizationFailed>(Ct).Single().Context;
+        failed.Headers.Get<string>(StylizeImageConsumer.BatchIdHeader).ShouldBe("batch-bad");
+        failed.Message.ErrorCode.ShouldBe(StylizationErrorCode.NotFound);
+    }
+
+    [Fact]
+    public async Task A_redelivery_that_cannot_be_published_faults_the_batch_before_any_success_is_announced()
+    {
+        _storage.TransientFailuresLeft["in/2"] = 100;
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        var ok = Job(Guid.NewGuid(), "out/a");
+        var flaky = Job(Guid.NewGuid(), "out/b") with { ContentRef = "in/2" };
+
+        var harness = await Run(new BrokenRedelivery(), ok, flaky);
+
+        (await harness.Published.Any<Fault<StylizeImage>>(TestContext.Current.CancellationToken)).ShouldBeTrue();
+        harness.Published.Select<ImageStylized>(Ct).ShouldBeEmpty();
+    }
+
+    private sealed class BrokenRedelivery : IJobRedelivery
+    {
+        public int AttemptOf(ConsumeContext<StylizeImage> context) => 0;
+
+        public Task<bool> TryRedeliverAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("broker connection lost");
+
+        public Task MoveToErrorQueueAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("broker connection lost");
+    }
+}
