@@ -10,6 +10,7 @@ import http.server
 import json
 import re
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -469,13 +470,83 @@ def test_dockerfile_final_stages(name, target, entry):
         assert ops["HEALTHCHECK"] == ["NONE"]
     assert entry in ops["ENTRYPOINT"][-1]
     assert any("/models/default/ /app/models/default/" in c for c in ops["COPY"])
-    assert any("--from=build /out/ /app/" in c for c in ops["COPY"])
+    build = "build-gpu" if target == "gpu" else "build"
+    assert any(f"--from={build} /out/ /app/" in c for c in ops["COPY"])
     if target == "gpu":
         assert image.startswith("nvidia/cuda:13.") and "cudnn-runtime-ubuntu24.04" in image
-        assert any("libonnxruntime_providers_cuda.so" in r for r in ops["RUN"])
         assert any("Inference__ExecutionProvider=Cuda" in e for e in ops["ENV"])
     if target == "cpu":
         assert image.startswith("mcr.microsoft.com/dotnet/aspnet:10.0.")
+
+
+def test_gpu_image_takes_a_cuda_enabled_onnxruntime_core_and_checks_it():
+    """The npm libonnxruntime.so is a CPU build (GetAvailableProviders: CPUExecutionProvider only) and npm
+    com.github.asus4.onnxruntime.linux-x64-gpu ships no core library, so the CUDA provider copied next to it
+    could never be appended. The gpu image publishes against Microsoft.ML.OnnxRuntime.Gpu (core, shared and
+    CUDA provider from one build) and a check stage fails the build unless that core reports CUDA."""
+    stages = {s: (image, ins) for s, image, ins in dockerfile_stages(DOCKERFILES["worker"])}
+    text = DOCKERFILES["worker"].read_text(encoding="utf-8")
+    assert "com.github.asus4.onnxruntime.linux-x64-gpu@" not in text.split("FROM", 1)[1], "npm GPU provider still used"
+
+    image, ins = stages["build-gpu"]
+    assert image.startswith("mcr.microsoft.com/dotnet/sdk:10.0.")
+    (publish,) = [r for op, r in ins if op == "RUN" and "dotnet publish" in r]
+    assert "-p:OnnxRuntimeFromNuGet=true" in publish and "--runtime linux-x64" in publish
+    assert "--self-contained false" in publish
+
+    image, ins = stages["ort-check"]
+    assert image.startswith("python:3.")
+    copies = [r for op, r in ins if op == "COPY"]
+    assert any(r.startswith("--from=build-gpu /out/ ") for r in copies)
+    assert any("deploy/check-onnxruntime-cuda.py" in r for r in copies)
+    assert any("check-onnxruntime-cuda" in r for op, r in ins if op == "RUN")
+
+    _, ins = stages["gpu"]
+    copies = [r for op, r in ins if op == "COPY"]
+    assert "--from=build-gpu /out/ /app/" in copies
+    assert not any(r.startswith("--from=build ") for r in copies), "the gpu image must not take the CPU core"
+    assert any(r.startswith("--from=ort-check ") for r in copies), "the gpu stage must depend on the check"
+    assert not any("providers_cuda" in r for op, r in ins if op == "RUN")
+
+
+FAKE_ORT = r"""
+static const char *names[] = { PROVIDERS };
+static void *get_available(const char ***out, int *n) { *out = names; *n = sizeof names / sizeof *names; return 0; }
+static void *release(const char **p, int n) { (void)p; (void)n; return 0; }
+static void *table[200];
+static const void *get_api(unsigned v) { (void)v; table[125] = (void *)get_available; table[126] = (void *)release; return table; }
+static const char *version(void) { return "1.99.0"; }
+static struct { const void *(*get_api)(unsigned); const char *(*version)(void); } base = { get_api, version };
+const void *OrtGetApiBase(void) { return &base; }
+"""
+
+
+@pytest.mark.parametrize("providers, beside, ok, message", [
+    ('"CPUExecutionProvider"', ["cuda", "shared"], False, "NOT BUILT WITH CUDAExecutionProvider"),
+    ('"CUDAExecutionProvider", "CPUExecutionProvider"', ["shared"], False,
+     "missing beside it: libonnxruntime_providers_cuda.so"),
+    ('"CUDAExecutionProvider", "CPUExecutionProvider"', ["cuda", "shared"], True,
+     "providers CUDAExecutionProvider, CPUExecutionProvider"),
+], ids=["cpu-core", "no-cuda-provider", "cuda-core"])
+def test_onnxruntime_cuda_check_asks_the_library(providers, beside, ok, message, tmp_path):
+    import shutil
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("needs a C compiler to build a stand-in libonnxruntime.so")
+    source = tmp_path / "fake_ort.c"
+    source.write_text(FAKE_ORT, encoding="utf-8")
+    native = tmp_path / "out" / "runtimes" / "native"
+    native.mkdir(parents=True)
+    subprocess.run([cc, "-shared", "-fPIC", f"-DPROVIDERS={providers}", "-o", str(native / "libonnxruntime.so"),
+                    str(source)], check=True, timeout=60)
+    for name in beside:
+        (native / f"libonnxruntime_providers_{name}.so").write_bytes(b"")
+    report = tmp_path / "report.txt"
+    result = subprocess.run([sys.executable, str(DEPLOY / "check-onnxruntime-cuda.py"), str(tmp_path / "out"),
+                             str(report)], capture_output=True, text=True, timeout=60)
+    assert (result.returncode == 0) == ok, result.stderr
+    assert message in result.stdout + result.stderr
+    assert report.is_file() == ok
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
