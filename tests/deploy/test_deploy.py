@@ -700,6 +700,9 @@ def test_chart_renders_valid_manifests(renderer, example, tmp_path):
     ({"broker": {"existingSecret": ""}}, "set broker.existingSecret"),
     ({"serviceMonitor": {"enabled": True}}, "needs serviceMonitor.selector"),
     ({"secret": {"create": True}}, "no secret.* value is set"),
+    ({"secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p"}}, "secret.brokerUri is required"),
+    ({"secret": {"create": True, "brokerUsername": "u", "brokerUri": "amqp://h/"}},
+     "set both secret.brokerUsername and secret.brokerPassword"),
 ], ids=lambda v: json.dumps(v) if isinstance(v, dict) else "")
 def test_chart_render_rules_fail_with_a_clear_message(renderer, override, message, tmp_path):
     result = render(renderer, override, tmp_path=tmp_path)
@@ -731,3 +734,44 @@ def test_chart_renders_optional_objects(renderer, tmp_path):
     assert sm["spec"]["selector"]["matchLabels"] == {"app": "otel-collector"}
     cm = next(d for (k, _), d in objs.items() if k == "ConfigMap")
     assert cm["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4317"
+
+
+def test_chart_secret_wins_over_the_default_existing_secret(renderer, tmp_path):
+    """secret.create=true with broker credentials: every reference names the chart's Secret, although
+    broker.existingSecret keeps its default (mambast-broker), which nobody created."""
+    objs = manifests(render(renderer, {
+        "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerUri": "amqp://h:5672/"},
+        "autoscaling": {"auth": "hostFromEnv"},
+    }, tmp_path=tmp_path))
+    secret = next(d for (k, _), d in objs.items() if k == "Secret")
+    name = secret["metadata"]["name"]
+    assert name != defaults()["broker"]["existingSecret"]
+    assert set(secret["stringData"]) == {"username", "password", "amqpUri"}
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for var in ("Broker__Username", "Broker__Password", "KEDA_RABBITMQ_HOST"):
+        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == name, var
+    # The storage credential is not in the chart's Secret: it still comes from storage.existingSecret.
+    assert env["Storage__ConnectionString"]["valueFrom"]["secretKeyRef"]["name"] == defaults()["storage"]["existingSecret"]
+
+    objs = manifests(render(renderer, {
+        "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerUri": "amqp://h:5672/",
+                   "storageConnectionString": "UseDevelopmentStorage=true"},
+    }, tmp_path=tmp_path))
+    name = next(d for (k, _), d in objs.items() if k == "Secret")["metadata"]["name"]
+    (ta,) = [d for (k, _), d in objs.items() if k == "TriggerAuthentication"]
+    assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": name, "key": "amqpUri"}]
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["Storage__ConnectionString"]["valueFrom"]["secretKeyRef"]["name"] == name
+
+
+def test_chart_secret_with_storage_only_leaves_broker_on_its_existing_secret(renderer, tmp_path):
+    objs = manifests(render(renderer, {
+        "secret": {"create": True, "storageConnectionString": "UseDevelopmentStorage=true"},
+    }, tmp_path=tmp_path))
+    name = next(d for (k, _), d in objs.items() if k == "Secret")["metadata"]["name"]
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["Broker__Password"]["valueFrom"]["secretKeyRef"]["name"] == defaults()["broker"]["existingSecret"]
+    assert env["Storage__ConnectionString"]["valueFrom"]["secretKeyRef"]["name"] == name

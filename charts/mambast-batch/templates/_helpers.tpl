@@ -57,24 +57,34 @@ app.kubernetes.io/part-of: mambast-batch
 {{- default (ternary "Cuda" "Cpu" .Values.gpu.enabled) .Values.inference.executionProvider }}
 {{- end }}
 
-{{/* Secret holding the broker credentials: broker.existingSecret, else the chart's own Secret. */}}
+{{/* The chart's own Secret (secret.create) serves every credential it holds and wins over broker.existingSecret /
+storage.existingSecret for those; the existing Secrets serve the rest. */}}
+{{- define "mambast-batch.brokerInChartSecret" -}}
+{{- if and .Values.secret.create (or .Values.secret.brokerUsername .Values.secret.brokerPassword .Values.secret.brokerUri) }}true{{ end }}
+{{- end }}
+
+{{- define "mambast-batch.storageInChartSecret" -}}
+{{- if and .Values.secret.create (or (and (eq .Values.storage.mode "connectionString") .Values.secret.storageConnectionString) (and (eq .Values.storage.mode "sasUrl") .Values.secret.storageSasUrl)) }}true{{ end }}
+{{- end }}
+
+{{/* Secret holding the broker credentials: the chart's own Secret when it holds them, else broker.existingSecret. */}}
 {{- define "mambast-batch.brokerSecretName" -}}
-{{- if .Values.broker.existingSecret }}
-{{- .Values.broker.existingSecret }}
-{{- else if .Values.secret.create }}
+{{- if include "mambast-batch.brokerInChartSecret" . }}
 {{- include "mambast-batch.fullname" . }}
+{{- else if .Values.broker.existingSecret }}
+{{- .Values.broker.existingSecret }}
 {{- else }}
 {{- fail "broker credentials: set broker.existingSecret (recommended) or secret.create=true with secret.brokerUsername/brokerPassword" }}
 {{- end }}
 {{- end }}
 
 {{- define "mambast-batch.storageSecretName" -}}
-{{- if .Values.storage.existingSecret }}
-{{- .Values.storage.existingSecret }}
-{{- else if .Values.secret.create }}
+{{- if include "mambast-batch.storageInChartSecret" . }}
 {{- include "mambast-batch.fullname" . }}
+{{- else if .Values.storage.existingSecret }}
+{{- .Values.storage.existingSecret }}
 {{- else }}
-{{- fail (printf "storage.mode=%s needs storage.existingSecret (recommended) or secret.create=true" .Values.storage.mode) }}
+{{- fail (printf "storage.mode=%s needs storage.existingSecret (recommended) or secret.create=true with its secret.storage* value" .Values.storage.mode) }}
 {{- end }}
 {{- end }}
 
@@ -92,6 +102,14 @@ app.kubernetes.io/part-of: mambast-batch
 {{- end }}
 {{- if and (not (kindIs "invalid" .Values.autoscaling.idleReplicaCount)) (lt (int .Values.autoscaling.minReplicaCount) 1) }}
 {{- fail "autoscaling.idleReplicaCount=0 (scale to zero) needs autoscaling.minReplicaCount >= 1 (KEDA: idle < min)" }}
+{{- end }}
+{{- end }}
+{{- if include "mambast-batch.brokerInChartSecret" . }}
+{{- if not (and .Values.secret.brokerUsername .Values.secret.brokerPassword) }}
+{{- fail "secret.create=true holds broker credentials: set both secret.brokerUsername and secret.brokerPassword (or neither, and use broker.existingSecret)" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (not .Values.secret.brokerUri) }}
+{{- fail "secret.brokerUri is required: autoscaling.enabled=true and KEDA reads the broker URI (key broker.uriKey) from the chart's Secret, which secret.create=true makes the broker Secret" }}
 {{- end }}
 {{- end }}
 {{- if and (eq .Values.storage.mode "workloadIdentity") (not .Values.storage.accountUrl) }}
