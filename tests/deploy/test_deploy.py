@@ -172,8 +172,20 @@ def test_schema_rejects_every_unknown_key_where_closed():
 
 # ---------------------------------------------------------------- the rule the template enforces
 
+# The worker's host shutdown timeout is Worker__StopTimeoutSeconds + 10 s (src/Worker/WorkerHostExtensions.cs);
+# the grace period covers that plus 5 s for the process to exit.
+GRACE_HEADROOM_SECONDS = 15
+
+
 def grace_rule_holds(values) -> bool:
-    return values["terminationGracePeriodSeconds"] >= values["worker"]["stopTimeoutSeconds"]
+    return values["terminationGracePeriodSeconds"] >= values["worker"]["stopTimeoutSeconds"] + GRACE_HEADROOM_SECONDS
+
+
+def test_grace_headroom_covers_the_worker_host_shutdown_timeout():
+    source = (ROOT / "src" / "Worker" / "WorkerHostExtensions.cs").read_text(encoding="utf-8")
+    m = re.search(r"ShutdownTimeout = stopTimeout \+ TimeSpan\.FromSeconds\((\d+)\)", source)
+    assert m, "the host shutdown timeout is no longer stopTimeout + N s: revisit GRACE_HEADROOM_SECONDS"
+    assert GRACE_HEADROOM_SECONDS > int(m.group(1))
 
 
 @pytest.mark.parametrize("example", [None, *EXAMPLES], ids=lambda p: p.name if p else "values.yaml")
@@ -188,13 +200,15 @@ def test_defaults_and_examples_keep_grace_period_above_stop_timeout(example):
 def test_template_fails_when_grace_period_is_below_stop_timeout():
     helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
     rule = re.search(
-        r"\{\{-? if lt \(int \.Values\.terminationGracePeriodSeconds\) \(int \.Values\.worker\.stopTimeoutSeconds\) \}\}"
+        r"\{\{-? \$minGrace := add \(int \.Values\.worker\.stopTimeoutSeconds\) (\d+) \}\}\s*"
+        r"\{\{-? if lt \(int \.Values\.terminationGracePeriodSeconds\) \(int \$minGrace\) \}\}"
         r"\s*\{\{-? fail ", helpers)
     assert rule, "the grace-period rule is missing from mambast-batch.validate"
+    assert int(rule.group(1)) == GRACE_HEADROOM_SECONDS
     deployment = (TEMPLATES / "deployment.yaml").read_text(encoding="utf-8")
     assert deployment.lstrip().startswith('{{- include "mambast-batch.validate" . }}')
     # The rule rejects what the schema alone would accept.
-    bad = with_override({"terminationGracePeriodSeconds": 60, "worker": {"stopTimeoutSeconds": 120}})
+    bad = with_override({"terminationGracePeriodSeconds": 120, "worker": {"stopTimeoutSeconds": 120}})
     assert schema_errors(bad) == [] and not grace_rule_holds(bad)
 
 
@@ -366,7 +380,7 @@ def test_compose_reads_settings_from_the_documented_env_file():
     assert settings - WORKER_SETTINGS == set()
     grace = int(compose()["services"]["worker"]["stop_grace_period"].rstrip("s"))
     stop = int(re.search(r"^Worker__StopTimeoutSeconds=(\d+)", env_example.read_text(encoding="utf-8"), re.M).group(1))
-    assert grace >= stop
+    assert grace >= stop + GRACE_HEADROOM_SECONDS
 
 
 # -------------------------------------------------------------------------------- no secrets inline
@@ -693,7 +707,10 @@ def test_chart_renders_valid_manifests(renderer, example, tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"terminationGracePeriodSeconds": 60}, "terminationGracePeriodSeconds (60) must be >= worker.stopTimeoutSeconds (120)"),
+    ({"terminationGracePeriodSeconds": 60}, "terminationGracePeriodSeconds (60) must be >= worker.stopTimeoutSeconds + 15 (135)"),
+    ({"terminationGracePeriodSeconds": 120, "worker": {"stopTimeoutSeconds": 120}},
+     "terminationGracePeriodSeconds (120) must be >= worker.stopTimeoutSeconds + 15 (135)"),
+    ({"terminationGracePeriodSeconds": 134, "worker": {"stopTimeoutSeconds": 120}}, "its host up to 10 s more"),
     ({"autoscaling": {"minReplicaCount": 0, "idleReplicaCount": 0}}, "needs autoscaling.minReplicaCount >= 1"),
     ({"autoscaling": {"minReplicaCount": 9, "maxReplicaCount": 8}}, "minReplicaCount must be <= autoscaling.maxReplicaCount"),
     ({"gpu": {"enabled": False}, "inference": {"executionProvider": "Cuda"}}, "needs gpu.enabled=true"),
@@ -775,3 +792,10 @@ def test_chart_secret_with_storage_only_leaves_broker_on_its_existing_secret(ren
     env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["Broker__Password"]["valueFrom"]["secretKeyRef"]["name"] == defaults()["broker"]["existingSecret"]
     assert env["Storage__ConnectionString"]["valueFrom"]["secretKeyRef"]["name"] == name
+
+
+def test_chart_renders_with_grace_period_at_stop_timeout_plus_15(renderer, tmp_path):
+    objs = manifests(render(renderer, {"terminationGracePeriodSeconds": 135, "worker": {"stopTimeoutSeconds": 120}},
+                            tmp_path=tmp_path))
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 135

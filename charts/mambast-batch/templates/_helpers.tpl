@@ -90,8 +90,11 @@ storage.existingSecret for those; the existing Secrets serve the rest. */}}
 
 {{/* Cross-field rules the values schema cannot express. Included by the Deployment. */}}
 {{- define "mambast-batch.validate" -}}
-{{- if lt (int .Values.terminationGracePeriodSeconds) (int .Values.worker.stopTimeoutSeconds) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be >= worker.stopTimeoutSeconds (%d): Kubernetes would kill the worker before in-flight batches finish" (int .Values.terminationGracePeriodSeconds) (int .Values.worker.stopTimeoutSeconds)) }}
+{{- /* The worker's host shutdown timeout is Worker__StopTimeoutSeconds + 10 s (src/Worker/WorkerHostExtensions.cs);
+5 s more for process exit. */}}
+{{- $minGrace := add (int .Values.worker.stopTimeoutSeconds) 15 }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (int $minGrace) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be >= worker.stopTimeoutSeconds + 15 (%d): after SIGTERM the worker waits up to worker.stopTimeoutSeconds for in-flight batches and its host up to 10 s more to stop, so Kubernetes' SIGKILL at the end of the grace period must come later (15 s = those 10 s + 5 s for process exit)" (int .Values.terminationGracePeriodSeconds) (int $minGrace)) }}
 {{- end }}
 {{- if and (not .Values.gpu.enabled) (eq .Values.inference.executionProvider "Cuda") }}
 {{- fail "inference.executionProvider=Cuda needs gpu.enabled=true" }}
