@@ -124,6 +124,7 @@ def test_example_validates_merged_onto_defaults(example):
         ({"autoscaling": {"maxReplicaCount": 0}}, "autoscaling/maxReplicaCount: 0 is less than the minimum of 1"),
         ({"autoscaling": {"idleReplicaCount": 1}}, "autoscaling/idleReplicaCount"),
         ({"autoscaling": {"auth": "inline"}}, "autoscaling/auth: 'inline' is not one of"),
+        ({"autoscaling": {"protocol": "auto"}}, "autoscaling/protocol: 'auto' is not one of"),
         ({"worker": {"stopTimeoutSeconds": 0}}, "worker/stopTimeoutSeconds: 0 is less than the minimum of 1"),
         ({"terminationGracePeriodSeconds": 0}, "terminationGracePeriodSeconds: 0 is less than the minimum of 1"),
         ({"image": {"tag": "latest"}}, "image/tag"),
@@ -312,6 +313,7 @@ def test_scaledobject_uses_rabbitmq_queue_length_with_secret_auth():
         "queueName: {{ .Values.worker.queueName | quote }}",
         "minReplicaCount:", "maxReplicaCount:", "idleReplicaCount:", "cooldownPeriod:",
         "hostFromEnv: KEDA_RABBITMQ_HOST", "authenticationRef:", "secretTargetRef:",
+        "protocol: {{ .Values.autoscaling.protocol }}", 'key: {{ include "mambast-batch.kedaHostKey" . }}',
     ]:
         assert needle in text, needle
     assert not re.search(r"^\s+host:\s", text, re.M), "the broker URI must not be written into the ScaledObject"
@@ -698,12 +700,16 @@ def test_chart_renders_valid_manifests(renderer, example, tmp_path):
     assert trigger["metadata"]["queueName"] == values["worker"]["queueName"]
     assert so["spec"]["scaleTargetRef"]["name"] == deploy["metadata"]["name"]
     assert so["spec"].get("idleReplicaCount") == values["autoscaling"].get("idleReplicaCount")
+    protocol = values["autoscaling"]["protocol"]
+    assert trigger["metadata"]["protocol"] == protocol
+    host_key = values["broker"]["uriKey" if protocol == "amqp" else "managementUriKey"]
     if values["autoscaling"]["auth"] == "hostFromEnv":
-        assert trigger["metadata"]["hostFromEnv"] == "KEDA_RABBITMQ_HOST" and "KEDA_RABBITMQ_HOST" in env
+        assert trigger["metadata"]["hostFromEnv"] == "KEDA_RABBITMQ_HOST"
+        assert env["KEDA_RABBITMQ_HOST"]["valueFrom"]["secretKeyRef"]["key"] == host_key
     else:
         ta = objs[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
         assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": values["broker"]["existingSecret"],
-                                                  "key": values["broker"]["uriKey"]}]
+                                                  "key": host_key}]
 
 
 @pytest.mark.parametrize("override, message", [
@@ -717,7 +723,9 @@ def test_chart_renders_valid_manifests(renderer, example, tmp_path):
     ({"broker": {"existingSecret": ""}}, "set broker.existingSecret"),
     ({"serviceMonitor": {"enabled": True}}, "needs serviceMonitor.selector"),
     ({"secret": {"create": True}}, "no secret.* value is set"),
-    ({"secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p"}}, "secret.brokerUri is required"),
+    ({"secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p"}}, "secret.brokerManagementUri is required"),
+    ({"secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerManagementUri": "http://h:15672/"},
+      "autoscaling": {"protocol": "amqp"}}, "secret.brokerUri is required"),
     ({"secret": {"create": True, "brokerUsername": "u", "brokerUri": "amqp://h/"}},
      "set both secret.brokerUsername and secret.brokerPassword"),
 ], ids=lambda v: json.dumps(v) if isinstance(v, dict) else "")
@@ -757,13 +765,13 @@ def test_chart_secret_wins_over_the_default_existing_secret(renderer, tmp_path):
     """secret.create=true with broker credentials: every reference names the chart's Secret, although
     broker.existingSecret keeps its default (mambast-broker), which nobody created."""
     objs = manifests(render(renderer, {
-        "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerUri": "amqp://h:5672/"},
+        "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerManagementUri": "http://h:15672/"},
         "autoscaling": {"auth": "hostFromEnv"},
     }, tmp_path=tmp_path))
     secret = next(d for (k, _), d in objs.items() if k == "Secret")
     name = secret["metadata"]["name"]
     assert name != defaults()["broker"]["existingSecret"]
-    assert set(secret["stringData"]) == {"username", "password", "amqpUri"}
+    assert set(secret["stringData"]) == {"username", "password", "managementUri"}
     deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
     env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     for var in ("Broker__Username", "Broker__Password", "KEDA_RABBITMQ_HOST"):
@@ -774,6 +782,7 @@ def test_chart_secret_wins_over_the_default_existing_secret(renderer, tmp_path):
     objs = manifests(render(renderer, {
         "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerUri": "amqp://h:5672/",
                    "storageConnectionString": "UseDevelopmentStorage=true"},
+        "autoscaling": {"protocol": "amqp"},
     }, tmp_path=tmp_path))
     name = next(d for (k, _), d in objs.items() if k == "Secret")["metadata"]["name"]
     (ta,) = [d for (k, _), d in objs.items() if k == "TriggerAuthentication"]
@@ -799,3 +808,24 @@ def test_chart_renders_with_grace_period_at_stop_timeout_plus_15(renderer, tmp_p
                             tmp_path=tmp_path))
     deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
     assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 135
+
+
+@pytest.mark.parametrize("auth", ["triggerAuthentication", "hostFromEnv"])
+def test_keda_counts_unacknowledged_messages_by_default(renderer, auth, tmp_path):
+    """protocol http (management API) counts ready + unacknowledged messages: the jobs each worker has
+    prefetched (worker.prefetchCount) keep their pods. amqp counts ready messages only."""
+    assert defaults()["autoscaling"]["protocol"] == "http"
+    for protocol, key in (("http", "managementUri"), ("amqp", "amqpUri")):
+        result = render(renderer, {"autoscaling": {"auth": auth, "protocol": protocol}}, tmp_path=tmp_path)
+        objs = manifests(result)
+        so = next(d for (k, _), d in objs.items() if k == "ScaledObject")
+        (trigger,) = so["spec"]["triggers"]
+        assert trigger["metadata"]["protocol"] == protocol and trigger["metadata"]["mode"] == "QueueLength"
+        if auth == "hostFromEnv":
+            deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+            env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert env["KEDA_RABBITMQ_HOST"]["valueFrom"]["secretKeyRef"] == {"name": "mambast-broker", "key": key}
+        else:
+            (ta,) = [d for (k, _), d in objs.items() if k == "TriggerAuthentication"]
+            assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "mambast-broker", "key": key}]
+        assert ("protocol amqp counts ready messages only" in result.stderr) == (protocol == "amqp")

@@ -60,11 +60,20 @@ app.kubernetes.io/part-of: mambast-batch
 {{/* The chart's own Secret (secret.create) serves every credential it holds and wins over broker.existingSecret /
 storage.existingSecret for those; the existing Secrets serve the rest. */}}
 {{- define "mambast-batch.brokerInChartSecret" -}}
-{{- if and .Values.secret.create (or .Values.secret.brokerUsername .Values.secret.brokerPassword .Values.secret.brokerUri) }}true{{ end }}
+{{- if and .Values.secret.create (or .Values.secret.brokerUsername .Values.secret.brokerPassword .Values.secret.brokerUri .Values.secret.brokerManagementUri) }}true{{ end }}
 {{- end }}
 
 {{- define "mambast-batch.storageInChartSecret" -}}
 {{- if and .Values.secret.create (or (and (eq .Values.storage.mode "connectionString") .Values.secret.storageConnectionString) (and (eq .Values.storage.mode "sasUrl") .Values.secret.storageSasUrl)) }}true{{ end }}
+{{- end }}
+
+{{/* Key of the broker Secret that KEDA reads: the management API URI (protocol http) or the AMQP URI (amqp). */}}
+{{- define "mambast-batch.kedaHostKey" -}}
+{{- if eq .Values.autoscaling.protocol "amqp" }}
+{{- .Values.broker.uriKey }}
+{{- else }}
+{{- .Values.broker.managementUriKey }}
+{{- end }}
 {{- end }}
 
 {{/* Secret holding the broker credentials: the chart's own Secret when it holds them, else broker.existingSecret. */}}
@@ -111,8 +120,13 @@ storage.existingSecret for those; the existing Secrets serve the rest. */}}
 {{- if not (and .Values.secret.brokerUsername .Values.secret.brokerPassword) }}
 {{- fail "secret.create=true holds broker credentials: set both secret.brokerUsername and secret.brokerPassword (or neither, and use broker.existingSecret)" }}
 {{- end }}
-{{- if and .Values.autoscaling.enabled (not .Values.secret.brokerUri) }}
-{{- fail "secret.brokerUri is required: autoscaling.enabled=true and KEDA reads the broker URI (key broker.uriKey) from the chart's Secret, which secret.create=true makes the broker Secret" }}
+{{- if .Values.autoscaling.enabled }}
+{{- if and (eq .Values.autoscaling.protocol "amqp") (not .Values.secret.brokerUri) }}
+{{- fail "secret.brokerUri is required: autoscaling.enabled=true with autoscaling.protocol=amqp, and KEDA reads the AMQP URI (key broker.uriKey) from the chart's Secret, which secret.create=true makes the broker Secret" }}
+{{- end }}
+{{- if and (eq .Values.autoscaling.protocol "http") (not .Values.secret.brokerManagementUri) }}
+{{- fail "secret.brokerManagementUri is required: autoscaling.enabled=true with autoscaling.protocol=http, and KEDA reads the management API URI (key broker.managementUriKey) from the chart's Secret, which secret.create=true makes the broker Secret" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and (eq .Values.storage.mode "workloadIdentity") (not .Values.storage.accountUrl) }}
