@@ -6,35 +6,28 @@
 # reproducible production builds also pin by digest, e.g. FROM nvidia/cuda:13.0.2-...@sha256:<digest>.
 #
 # Native libraries at run time:
-#   cpu: libonnxruntime.so 1.29 (npm com.github.asus4.onnxruntime) + libvips (npm @img/sharp-libvips-linux-x64),
-#        copied into the publish output by the projects themselves.
-#   gpu: the same, plus libonnxruntime_providers_cuda.so from npm com.github.asus4.onnxruntime.linux-x64-gpu
-#        (links CUDA 13: libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10), on the CUDA 13
-#        cuDNN runtime image. With --build-arg ORT_FROM_NUGET=true the build takes Microsoft.ML.OnnxRuntime.Gpu
-#        from NuGet instead (needs a full NuGet feed) and the npm GPU package is not used.
+#   cpu: libonnxruntime.so 1.29 (npm com.github.asus4.onnxruntime, a CPU-only build) + libvips
+#        (npm @img/sharp-libvips-linux-x64), copied into the publish output by the projects themselves.
+#   gpu: published with -p:OnnxRuntimeFromNuGet=true: libonnxruntime.so, libonnxruntime_providers_shared.so and
+#        libonnxruntime_providers_cuda.so all from Microsoft.ML.OnnxRuntime.Gpu (build/OnnxRuntime.props; needs
+#        nuget.org or a feed that has it). The npm core cannot serve the gpu image: its GetAvailableProviders
+#        lists only CPUExecutionProvider, and npm com.github.asus4.onnxruntime.linux-x64-gpu ships provider
+#        libraries but no libonnxruntime.so of its own. The CUDA provider links CUDA 13 (libcudart.so.13,
+#        libcublas.so.13, libcublasLt.so.13, libcurand.so.10), hence the CUDA 13 cuDNN runtime image. The
+#        ort-check stage fails the build unless that core library reports CUDAExecutionProvider.
 # HEALTHCHECK: deploy/healthcheck.sh, a bash /dev/tcp HTTP GET (no curl or wget in these images).
 
 ARG DOTNET_SDK_VERSION=10.0.401
 ARG DOTNET_RUNTIME_VERSION=10.0.12
 ARG NODE_VERSION=20.20.2
 ARG CUDA_IMAGE_TAG=13.0.2-cudnn-runtime-ubuntu24.04
-ARG ORT_NPM_VERSION=0.4.9
+ARG PYTHON_VERSION=3.12.12
 
 # ---- npm: ONNX Runtime C# sources + native libs and libvips, exactly as locked -------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS npm
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-
-# ---- ort-gpu: the CUDA execution provider for the same ONNX Runtime build ------------------------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS ort-gpu
-ARG ORT_NPM_VERSION
-WORKDIR /ort
-RUN npm pack "com.github.asus4.onnxruntime.linux-x64-gpu@${ORT_NPM_VERSION}" --silent \
- && tar -xzf com.github.asus4.onnxruntime.linux-x64-gpu-*.tgz \
- && mkdir -p /ort/lib \
- && cp package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so /ort/lib/ \
- && rm -rf package *.tgz
 
 # ---- build: dotnet publish (framework-dependent, linux-x64) --------------------------------------------------
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_SDK_VERSION}-noble AS build
@@ -47,6 +40,26 @@ COPY --from=npm /src/node_modules/ node_modules/
 RUN dotnet publish src/Worker/MambaSt.Batch.Worker.csproj \
       --configuration Release --output /out --nologo \
       -p:UseAppHost=false -p:OnnxRuntimeFromNuGet=${ORT_FROM_NUGET}
+
+# ---- build-gpu: the same sources against Microsoft.ML.OnnxRuntime.Gpu (CUDA-enabled core + providers) -------
+# Its own publish: the npm libonnxruntime.so is a CPU build. -r linux-x64 keeps only the Linux native libraries
+# (the package also carries the Windows ones) and puts them in /out beside the assemblies.
+FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_SDK_VERSION}-noble AS build-gpu
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Packages.props ./
+COPY build/ build/
+COPY src/ src/
+COPY --from=npm /src/node_modules/ node_modules/
+RUN dotnet publish src/Worker/MambaSt.Batch.Worker.csproj \
+      --configuration Release --output /out --nologo \
+      --runtime linux-x64 --self-contained false \
+      -p:UseAppHost=false -p:OnnxRuntimeFromNuGet=true
+
+# ---- ort-check: fail the gpu build unless its libonnxruntime.so can run the CUDA provider (no GPU needed) ----
+FROM python:${PYTHON_VERSION}-slim-bookworm AS ort-check
+COPY deploy/check-onnxruntime-cuda.py /usr/local/bin/check-onnxruntime-cuda
+COPY --from=build-gpu /out/ /check/
+RUN python3 /usr/local/bin/check-onnxruntime-cuda /check /onnxruntime-providers.txt
 
 # ---- model: the bundled model (ONNX graphs + model card) -----------------------------------------------------
 FROM scratch AS model
@@ -77,7 +90,6 @@ FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_RUNTIME_VERSION}-noble AS dotnet-r
 
 # ---- gpu: CUDA 13 + cuDNN runtime on Ubuntu 24.04 (default target) -------------------------------------------
 FROM nvidia/cuda:${CUDA_IMAGE_TAG} AS gpu
-ARG ORT_FROM_NUGET=false
 # .NET's own run-time needs on Ubuntu 24.04 (InvariantGlobalization: no ICU).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3t64 zlib1g tzdata \
@@ -95,11 +107,9 @@ ENV ASPNETCORE_HTTP_PORTS=8080 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     LD_LIBRARY_PATH=/app:/usr/local/cuda/lib64:/usr/local/nvidia/lib:/usr/local/nvidia/lib64
-COPY --from=build /out/ /app/
-COPY --from=ort-gpu /ort/lib/ /tmp/ort-gpu/
-# ONNX Runtime loads libonnxruntime_providers_cuda.so from the directory of libonnxruntime.so.
-RUN if [ "${ORT_FROM_NUGET}" != "true" ]; then cp /tmp/ort-gpu/libonnxruntime_providers_cuda.so /app/; fi \
- && rm -rf /tmp/ort-gpu
+COPY --from=build-gpu /out/ /app/
+# The ort-check report (its providers list); copying it makes the check part of every gpu build.
+COPY --from=ort-check /onnxruntime-providers.txt /usr/local/share/mambast/onnxruntime-providers.txt
 COPY --from=model /models/default/ /app/models/default/
 COPY --chmod=0755 deploy/healthcheck.sh /usr/local/bin/healthcheck
 USER 1654:1654

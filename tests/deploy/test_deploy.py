@@ -10,6 +10,7 @@ import http.server
 import json
 import re
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -123,6 +124,7 @@ def test_example_validates_merged_onto_defaults(example):
         ({"autoscaling": {"maxReplicaCount": 0}}, "autoscaling/maxReplicaCount: 0 is less than the minimum of 1"),
         ({"autoscaling": {"idleReplicaCount": 1}}, "autoscaling/idleReplicaCount"),
         ({"autoscaling": {"auth": "inline"}}, "autoscaling/auth: 'inline' is not one of"),
+        ({"autoscaling": {"protocol": "auto"}}, "autoscaling/protocol: 'auto' is not one of"),
         ({"worker": {"stopTimeoutSeconds": 0}}, "worker/stopTimeoutSeconds: 0 is less than the minimum of 1"),
         ({"terminationGracePeriodSeconds": 0}, "terminationGracePeriodSeconds: 0 is less than the minimum of 1"),
         ({"image": {"tag": "latest"}}, "image/tag"),
@@ -171,8 +173,20 @@ def test_schema_rejects_every_unknown_key_where_closed():
 
 # ---------------------------------------------------------------- the rule the template enforces
 
+# The worker's host shutdown timeout is Worker__StopTimeoutSeconds + 10 s (src/Worker/WorkerHostExtensions.cs);
+# the grace period covers that plus 5 s for the process to exit.
+GRACE_HEADROOM_SECONDS = 15
+
+
 def grace_rule_holds(values) -> bool:
-    return values["terminationGracePeriodSeconds"] >= values["worker"]["stopTimeoutSeconds"]
+    return values["terminationGracePeriodSeconds"] >= values["worker"]["stopTimeoutSeconds"] + GRACE_HEADROOM_SECONDS
+
+
+def test_grace_headroom_covers_the_worker_host_shutdown_timeout():
+    source = (ROOT / "src" / "Worker" / "WorkerHostExtensions.cs").read_text(encoding="utf-8")
+    m = re.search(r"ShutdownTimeout = stopTimeout \+ TimeSpan\.FromSeconds\((\d+)\)", source)
+    assert m, "the host shutdown timeout is no longer stopTimeout + N s: revisit GRACE_HEADROOM_SECONDS"
+    assert GRACE_HEADROOM_SECONDS > int(m.group(1))
 
 
 @pytest.mark.parametrize("example", [None, *EXAMPLES], ids=lambda p: p.name if p else "values.yaml")
@@ -187,13 +201,15 @@ def test_defaults_and_examples_keep_grace_period_above_stop_timeout(example):
 def test_template_fails_when_grace_period_is_below_stop_timeout():
     helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
     rule = re.search(
-        r"\{\{-? if lt \(int \.Values\.terminationGracePeriodSeconds\) \(int \.Values\.worker\.stopTimeoutSeconds\) \}\}"
+        r"\{\{-? \$minGrace := add \(int \.Values\.worker\.stopTimeoutSeconds\) (\d+) \}\}\s*"
+        r"\{\{-? if lt \(int \.Values\.terminationGracePeriodSeconds\) \(int \$minGrace\) \}\}"
         r"\s*\{\{-? fail ", helpers)
     assert rule, "the grace-period rule is missing from mambast-batch.validate"
+    assert int(rule.group(1)) == GRACE_HEADROOM_SECONDS
     deployment = (TEMPLATES / "deployment.yaml").read_text(encoding="utf-8")
     assert deployment.lstrip().startswith('{{- include "mambast-batch.validate" . }}')
     # The rule rejects what the schema alone would accept.
-    bad = with_override({"terminationGracePeriodSeconds": 60, "worker": {"stopTimeoutSeconds": 120}})
+    bad = with_override({"terminationGracePeriodSeconds": 120, "worker": {"stopTimeoutSeconds": 120}})
     assert schema_errors(bad) == [] and not grace_rule_holds(bad)
 
 
@@ -297,6 +313,7 @@ def test_scaledobject_uses_rabbitmq_queue_length_with_secret_auth():
         "queueName: {{ .Values.worker.queueName | quote }}",
         "minReplicaCount:", "maxReplicaCount:", "idleReplicaCount:", "cooldownPeriod:",
         "hostFromEnv: KEDA_RABBITMQ_HOST", "authenticationRef:", "secretTargetRef:",
+        "protocol: {{ .Values.autoscaling.protocol }}", 'key: {{ include "mambast-batch.kedaHostKey" . }}',
     ]:
         assert needle in text, needle
     assert not re.search(r"^\s+host:\s", text, re.M), "the broker URI must not be written into the ScaledObject"
@@ -365,7 +382,7 @@ def test_compose_reads_settings_from_the_documented_env_file():
     assert settings - WORKER_SETTINGS == set()
     grace = int(compose()["services"]["worker"]["stop_grace_period"].rstrip("s"))
     stop = int(re.search(r"^Worker__StopTimeoutSeconds=(\d+)", env_example.read_text(encoding="utf-8"), re.M).group(1))
-    assert grace >= stop
+    assert grace >= stop + GRACE_HEADROOM_SECONDS
 
 
 # -------------------------------------------------------------------------------- no secrets inline
@@ -469,13 +486,83 @@ def test_dockerfile_final_stages(name, target, entry):
         assert ops["HEALTHCHECK"] == ["NONE"]
     assert entry in ops["ENTRYPOINT"][-1]
     assert any("/models/default/ /app/models/default/" in c for c in ops["COPY"])
-    assert any("--from=build /out/ /app/" in c for c in ops["COPY"])
+    build = "build-gpu" if target == "gpu" else "build"
+    assert any(f"--from={build} /out/ /app/" in c for c in ops["COPY"])
     if target == "gpu":
         assert image.startswith("nvidia/cuda:13.") and "cudnn-runtime-ubuntu24.04" in image
-        assert any("libonnxruntime_providers_cuda.so" in r for r in ops["RUN"])
         assert any("Inference__ExecutionProvider=Cuda" in e for e in ops["ENV"])
     if target == "cpu":
         assert image.startswith("mcr.microsoft.com/dotnet/aspnet:10.0.")
+
+
+def test_gpu_image_takes_a_cuda_enabled_onnxruntime_core_and_checks_it():
+    """The npm libonnxruntime.so is a CPU build (GetAvailableProviders: CPUExecutionProvider only) and npm
+    com.github.asus4.onnxruntime.linux-x64-gpu ships no core library, so the CUDA provider copied next to it
+    could never be appended. The gpu image publishes against Microsoft.ML.OnnxRuntime.Gpu (core, shared and
+    CUDA provider from one build) and a check stage fails the build unless that core reports CUDA."""
+    stages = {s: (image, ins) for s, image, ins in dockerfile_stages(DOCKERFILES["worker"])}
+    text = DOCKERFILES["worker"].read_text(encoding="utf-8")
+    assert "com.github.asus4.onnxruntime.linux-x64-gpu@" not in text.split("FROM", 1)[1], "npm GPU provider still used"
+
+    image, ins = stages["build-gpu"]
+    assert image.startswith("mcr.microsoft.com/dotnet/sdk:10.0.")
+    (publish,) = [r for op, r in ins if op == "RUN" and "dotnet publish" in r]
+    assert "-p:OnnxRuntimeFromNuGet=true" in publish and "--runtime linux-x64" in publish
+    assert "--self-contained false" in publish
+
+    image, ins = stages["ort-check"]
+    assert image.startswith("python:3.")
+    copies = [r for op, r in ins if op == "COPY"]
+    assert any(r.startswith("--from=build-gpu /out/ ") for r in copies)
+    assert any("deploy/check-onnxruntime-cuda.py" in r for r in copies)
+    assert any("check-onnxruntime-cuda" in r for op, r in ins if op == "RUN")
+
+    _, ins = stages["gpu"]
+    copies = [r for op, r in ins if op == "COPY"]
+    assert "--from=build-gpu /out/ /app/" in copies
+    assert not any(r.startswith("--from=build ") for r in copies), "the gpu image must not take the CPU core"
+    assert any(r.startswith("--from=ort-check ") for r in copies), "the gpu stage must depend on the check"
+    assert not any("providers_cuda" in r for op, r in ins if op == "RUN")
+
+
+FAKE_ORT = r"""
+static const char *names[] = { PROVIDERS };
+static void *get_available(const char ***out, int *n) { *out = names; *n = sizeof names / sizeof *names; return 0; }
+static void *release(const char **p, int n) { (void)p; (void)n; return 0; }
+static void *table[200];
+static const void *get_api(unsigned v) { (void)v; table[125] = (void *)get_available; table[126] = (void *)release; return table; }
+static const char *version(void) { return "1.99.0"; }
+static struct { const void *(*get_api)(unsigned); const char *(*version)(void); } base = { get_api, version };
+const void *OrtGetApiBase(void) { return &base; }
+"""
+
+
+@pytest.mark.parametrize("providers, beside, ok, message", [
+    ('"CPUExecutionProvider"', ["cuda", "shared"], False, "NOT BUILT WITH CUDAExecutionProvider"),
+    ('"CUDAExecutionProvider", "CPUExecutionProvider"', ["shared"], False,
+     "missing beside it: libonnxruntime_providers_cuda.so"),
+    ('"CUDAExecutionProvider", "CPUExecutionProvider"', ["cuda", "shared"], True,
+     "providers CUDAExecutionProvider, CPUExecutionProvider"),
+], ids=["cpu-core", "no-cuda-provider", "cuda-core"])
+def test_onnxruntime_cuda_check_asks_the_library(providers, beside, ok, message, tmp_path):
+    import shutil
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("needs a C compiler to build a stand-in libonnxruntime.so")
+    source = tmp_path / "fake_ort.c"
+    source.write_text(FAKE_ORT, encoding="utf-8")
+    native = tmp_path / "out" / "runtimes" / "native"
+    native.mkdir(parents=True)
+    subprocess.run([cc, "-shared", "-fPIC", f"-DPROVIDERS={providers}", "-o", str(native / "libonnxruntime.so"),
+                    str(source)], check=True, timeout=60)
+    for name in beside:
+        (native / f"libonnxruntime_providers_{name}.so").write_bytes(b"")
+    report = tmp_path / "report.txt"
+    result = subprocess.run([sys.executable, str(DEPLOY / "check-onnxruntime-cuda.py"), str(tmp_path / "out"),
+                             str(report)], capture_output=True, text=True, timeout=60)
+    assert (result.returncode == 0) == ok, result.stderr
+    assert message in result.stdout + result.stderr
+    assert report.is_file() == ok
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
@@ -613,22 +700,34 @@ def test_chart_renders_valid_manifests(renderer, example, tmp_path):
     assert trigger["metadata"]["queueName"] == values["worker"]["queueName"]
     assert so["spec"]["scaleTargetRef"]["name"] == deploy["metadata"]["name"]
     assert so["spec"].get("idleReplicaCount") == values["autoscaling"].get("idleReplicaCount")
+    protocol = values["autoscaling"]["protocol"]
+    assert trigger["metadata"]["protocol"] == protocol
+    host_key = values["broker"]["uriKey" if protocol == "amqp" else "managementUriKey"]
     if values["autoscaling"]["auth"] == "hostFromEnv":
-        assert trigger["metadata"]["hostFromEnv"] == "KEDA_RABBITMQ_HOST" and "KEDA_RABBITMQ_HOST" in env
+        assert trigger["metadata"]["hostFromEnv"] == "KEDA_RABBITMQ_HOST"
+        assert env["KEDA_RABBITMQ_HOST"]["valueFrom"]["secretKeyRef"]["key"] == host_key
     else:
         ta = objs[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
         assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": values["broker"]["existingSecret"],
-                                                  "key": values["broker"]["uriKey"]}]
+                                                  "key": host_key}]
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"terminationGracePeriodSeconds": 60}, "terminationGracePeriodSeconds (60) must be >= worker.stopTimeoutSeconds (120)"),
+    ({"terminationGracePeriodSeconds": 60}, "terminationGracePeriodSeconds (60) must be >= worker.stopTimeoutSeconds + 15 (135)"),
+    ({"terminationGracePeriodSeconds": 120, "worker": {"stopTimeoutSeconds": 120}},
+     "terminationGracePeriodSeconds (120) must be >= worker.stopTimeoutSeconds + 15 (135)"),
+    ({"terminationGracePeriodSeconds": 134, "worker": {"stopTimeoutSeconds": 120}}, "its host up to 10 s more"),
     ({"autoscaling": {"minReplicaCount": 0, "idleReplicaCount": 0}}, "needs autoscaling.minReplicaCount >= 1"),
     ({"autoscaling": {"minReplicaCount": 9, "maxReplicaCount": 8}}, "minReplicaCount must be <= autoscaling.maxReplicaCount"),
     ({"gpu": {"enabled": False}, "inference": {"executionProvider": "Cuda"}}, "needs gpu.enabled=true"),
     ({"broker": {"existingSecret": ""}}, "set broker.existingSecret"),
     ({"serviceMonitor": {"enabled": True}}, "needs serviceMonitor.selector"),
     ({"secret": {"create": True}}, "no secret.* value is set"),
+    ({"secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p"}}, "secret.brokerManagementUri is required"),
+    ({"secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerManagementUri": "http://h:15672/"},
+      "autoscaling": {"protocol": "amqp"}}, "secret.brokerUri is required"),
+    ({"secret": {"create": True, "brokerUsername": "u", "brokerUri": "amqp://h/"}},
+     "set both secret.brokerUsername and secret.brokerPassword"),
 ], ids=lambda v: json.dumps(v) if isinstance(v, dict) else "")
 def test_chart_render_rules_fail_with_a_clear_message(renderer, override, message, tmp_path):
     result = render(renderer, override, tmp_path=tmp_path)
@@ -660,3 +759,73 @@ def test_chart_renders_optional_objects(renderer, tmp_path):
     assert sm["spec"]["selector"]["matchLabels"] == {"app": "otel-collector"}
     cm = next(d for (k, _), d in objs.items() if k == "ConfigMap")
     assert cm["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4317"
+
+
+def test_chart_secret_wins_over_the_default_existing_secret(renderer, tmp_path):
+    """secret.create=true with broker credentials: every reference names the chart's Secret, although
+    broker.existingSecret keeps its default (mambast-broker), which nobody created."""
+    objs = manifests(render(renderer, {
+        "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerManagementUri": "http://h:15672/"},
+        "autoscaling": {"auth": "hostFromEnv"},
+    }, tmp_path=tmp_path))
+    secret = next(d for (k, _), d in objs.items() if k == "Secret")
+    name = secret["metadata"]["name"]
+    assert name != defaults()["broker"]["existingSecret"]
+    assert set(secret["stringData"]) == {"username", "password", "managementUri"}
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for var in ("Broker__Username", "Broker__Password", "KEDA_RABBITMQ_HOST"):
+        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == name, var
+    # The storage credential is not in the chart's Secret: it still comes from storage.existingSecret.
+    assert env["Storage__ConnectionString"]["valueFrom"]["secretKeyRef"]["name"] == defaults()["storage"]["existingSecret"]
+
+    objs = manifests(render(renderer, {
+        "secret": {"create": True, "brokerUsername": "u", "brokerPassword": "p", "brokerUri": "amqp://h:5672/",
+                   "storageConnectionString": "UseDevelopmentStorage=true"},
+        "autoscaling": {"protocol": "amqp"},
+    }, tmp_path=tmp_path))
+    name = next(d for (k, _), d in objs.items() if k == "Secret")["metadata"]["name"]
+    (ta,) = [d for (k, _), d in objs.items() if k == "TriggerAuthentication"]
+    assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": name, "key": "amqpUri"}]
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["Storage__ConnectionString"]["valueFrom"]["secretKeyRef"]["name"] == name
+
+
+def test_chart_secret_with_storage_only_leaves_broker_on_its_existing_secret(renderer, tmp_path):
+    objs = manifests(render(renderer, {
+        "secret": {"create": True, "storageConnectionString": "UseDevelopmentStorage=true"},
+    }, tmp_path=tmp_path))
+    name = next(d for (k, _), d in objs.items() if k == "Secret")["metadata"]["name"]
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["Broker__Password"]["valueFrom"]["secretKeyRef"]["name"] == defaults()["broker"]["existingSecret"]
+    assert env["Storage__ConnectionString"]["valueFrom"]["secretKeyRef"]["name"] == name
+
+
+def test_chart_renders_with_grace_period_at_stop_timeout_plus_15(renderer, tmp_path):
+    objs = manifests(render(renderer, {"terminationGracePeriodSeconds": 135, "worker": {"stopTimeoutSeconds": 120}},
+                            tmp_path=tmp_path))
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 135
+
+
+@pytest.mark.parametrize("auth", ["triggerAuthentication", "hostFromEnv"])
+def test_keda_counts_unacknowledged_messages_by_default(renderer, auth, tmp_path):
+    """protocol http (management API) counts ready + unacknowledged messages: the jobs each worker has
+    prefetched (worker.prefetchCount) keep their pods. amqp counts ready messages only."""
+    assert defaults()["autoscaling"]["protocol"] == "http"
+    for protocol, key in (("http", "managementUri"), ("amqp", "amqpUri")):
+        result = render(renderer, {"autoscaling": {"auth": auth, "protocol": protocol}}, tmp_path=tmp_path)
+        objs = manifests(result)
+        so = next(d for (k, _), d in objs.items() if k == "ScaledObject")
+        (trigger,) = so["spec"]["triggers"]
+        assert trigger["metadata"]["protocol"] == protocol and trigger["metadata"]["mode"] == "QueueLength"
+        if auth == "hostFromEnv":
+            deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+            env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert env["KEDA_RABBITMQ_HOST"]["valueFrom"]["secretKeyRef"] == {"name": "mambast-broker", "key": key}
+        else:
+            (ta,) = [d for (k, _), d in objs.items() if k == "TriggerAuthentication"]
+            assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "mambast-broker", "key": key}]
+        assert ("protocol amqp counts ready messages only" in result.stderr) == (protocol == "amqp")

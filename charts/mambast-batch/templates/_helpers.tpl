@@ -57,31 +57,53 @@ app.kubernetes.io/part-of: mambast-batch
 {{- default (ternary "Cuda" "Cpu" .Values.gpu.enabled) .Values.inference.executionProvider }}
 {{- end }}
 
-{{/* Secret holding the broker credentials: broker.existingSecret, else the chart's own Secret. */}}
+{{/* The chart's own Secret (secret.create) serves every credential it holds and wins over broker.existingSecret /
+storage.existingSecret for those; the existing Secrets serve the rest. */}}
+{{- define "mambast-batch.brokerInChartSecret" -}}
+{{- if and .Values.secret.create (or .Values.secret.brokerUsername .Values.secret.brokerPassword .Values.secret.brokerUri .Values.secret.brokerManagementUri) }}true{{ end }}
+{{- end }}
+
+{{- define "mambast-batch.storageInChartSecret" -}}
+{{- if and .Values.secret.create (or (and (eq .Values.storage.mode "connectionString") .Values.secret.storageConnectionString) (and (eq .Values.storage.mode "sasUrl") .Values.secret.storageSasUrl)) }}true{{ end }}
+{{- end }}
+
+{{/* Key of the broker Secret that KEDA reads: the management API URI (protocol http) or the AMQP URI (amqp). */}}
+{{- define "mambast-batch.kedaHostKey" -}}
+{{- if eq .Values.autoscaling.protocol "amqp" }}
+{{- .Values.broker.uriKey }}
+{{- else }}
+{{- .Values.broker.managementUriKey }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding the broker credentials: the chart's own Secret when it holds them, else broker.existingSecret. */}}
 {{- define "mambast-batch.brokerSecretName" -}}
-{{- if .Values.broker.existingSecret }}
-{{- .Values.broker.existingSecret }}
-{{- else if .Values.secret.create }}
+{{- if include "mambast-batch.brokerInChartSecret" . }}
 {{- include "mambast-batch.fullname" . }}
+{{- else if .Values.broker.existingSecret }}
+{{- .Values.broker.existingSecret }}
 {{- else }}
 {{- fail "broker credentials: set broker.existingSecret (recommended) or secret.create=true with secret.brokerUsername/brokerPassword" }}
 {{- end }}
 {{- end }}
 
 {{- define "mambast-batch.storageSecretName" -}}
-{{- if .Values.storage.existingSecret }}
-{{- .Values.storage.existingSecret }}
-{{- else if .Values.secret.create }}
+{{- if include "mambast-batch.storageInChartSecret" . }}
 {{- include "mambast-batch.fullname" . }}
+{{- else if .Values.storage.existingSecret }}
+{{- .Values.storage.existingSecret }}
 {{- else }}
-{{- fail (printf "storage.mode=%s needs storage.existingSecret (recommended) or secret.create=true" .Values.storage.mode) }}
+{{- fail (printf "storage.mode=%s needs storage.existingSecret (recommended) or secret.create=true with its secret.storage* value" .Values.storage.mode) }}
 {{- end }}
 {{- end }}
 
 {{/* Cross-field rules the values schema cannot express. Included by the Deployment. */}}
 {{- define "mambast-batch.validate" -}}
-{{- if lt (int .Values.terminationGracePeriodSeconds) (int .Values.worker.stopTimeoutSeconds) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be >= worker.stopTimeoutSeconds (%d): Kubernetes would kill the worker before in-flight batches finish" (int .Values.terminationGracePeriodSeconds) (int .Values.worker.stopTimeoutSeconds)) }}
+{{- /* The worker's host shutdown timeout is Worker__StopTimeoutSeconds + 10 s (src/Worker/WorkerHostExtensions.cs);
+5 s more for process exit. */}}
+{{- $minGrace := add (int .Values.worker.stopTimeoutSeconds) 15 }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (int $minGrace) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be >= worker.stopTimeoutSeconds + 15 (%d): after SIGTERM the worker waits up to worker.stopTimeoutSeconds for in-flight batches and its host up to 10 s more to stop, so Kubernetes' SIGKILL at the end of the grace period must come later (15 s = those 10 s + 5 s for process exit)" (int .Values.terminationGracePeriodSeconds) (int $minGrace)) }}
 {{- end }}
 {{- if and (not .Values.gpu.enabled) (eq .Values.inference.executionProvider "Cuda") }}
 {{- fail "inference.executionProvider=Cuda needs gpu.enabled=true" }}
@@ -92,6 +114,19 @@ app.kubernetes.io/part-of: mambast-batch
 {{- end }}
 {{- if and (not (kindIs "invalid" .Values.autoscaling.idleReplicaCount)) (lt (int .Values.autoscaling.minReplicaCount) 1) }}
 {{- fail "autoscaling.idleReplicaCount=0 (scale to zero) needs autoscaling.minReplicaCount >= 1 (KEDA: idle < min)" }}
+{{- end }}
+{{- end }}
+{{- if include "mambast-batch.brokerInChartSecret" . }}
+{{- if not (and .Values.secret.brokerUsername .Values.secret.brokerPassword) }}
+{{- fail "secret.create=true holds broker credentials: set both secret.brokerUsername and secret.brokerPassword (or neither, and use broker.existingSecret)" }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- if and (eq .Values.autoscaling.protocol "amqp") (not .Values.secret.brokerUri) }}
+{{- fail "secret.brokerUri is required: autoscaling.enabled=true with autoscaling.protocol=amqp, and KEDA reads the AMQP URI (key broker.uriKey) from the chart's Secret, which secret.create=true makes the broker Secret" }}
+{{- end }}
+{{- if and (eq .Values.autoscaling.protocol "http") (not .Values.secret.brokerManagementUri) }}
+{{- fail "secret.brokerManagementUri is required: autoscaling.enabled=true with autoscaling.protocol=http, and KEDA reads the management API URI (key broker.managementUriKey) from the chart's Secret, which secret.create=true makes the broker Secret" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and (eq .Values.storage.mode "workloadIdentity") (not .Values.storage.accountUrl) }}
