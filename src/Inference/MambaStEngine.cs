@@ -60,7 +60,28 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
         var customDomains = ModelProtoHeader.Read(encoderPath).CustomDomains
             .Union(ModelProtoHeader.Read(stylizerPath).CustomDomains).ToArray();
 
-        var sessionOptions = SessionFactory.CreateOptions(options, customDomains, log, out var provider);
+        try
+        {
+            return Open(options, encoderPath, stylizerPath, customDomains, log, forceCpu: false);
+        }
+        catch (CudaSessionFailure failure) when (options.CudaFallback == CudaFallback.Cpu)
+        {
+            log.LogWarning(failure.InnerException, "CUDA provider could not open the model ({Reason}); Inference:CudaFallback=Cpu, running on the CPU",
+                failure.InnerException!.Message);
+            return Open(options, encoderPath, stylizerPath, customDomains, log, forceCpu: true);
+        }
+        catch (CudaSessionFailure failure)
+        {
+            throw new InferenceException(StylizationErrorCode.ModelError,
+                $"{failure.InnerException!.Message} (execution provider Cuda; set Inference:CudaFallback=Cpu to run on the CPU instead)",
+                failure.InnerException);
+        }
+    }
+
+    private static MambaStEngine Open(InferenceOptions options, string encoderPath, string stylizerPath, string[] customDomains,
+        ILogger log, bool forceCpu)
+    {
+        var sessionOptions = SessionFactory.CreateOptions(options, customDomains, log, out var provider, forceCpu);
         InferenceSession? encoder = null, stylizer = null;
         try
         {
@@ -72,6 +93,13 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
                 model.Id, model.Version, model.Config, model.ScanVariant, options.ModelDirectory, provider);
             return new MambaStEngine(options, sessionOptions, encoder, stylizer, model, provider);
         }
+        catch (InferenceException e) when (provider == ExecutionProviderKind.Cuda && e.InnerException is OnnxRuntimeException)
+        {
+            stylizer?.Dispose();
+            encoder?.Dispose();
+            sessionOptions.Dispose();
+            throw new CudaSessionFailure(e);
+        }
         catch
         {
             stylizer?.Dispose();
@@ -80,6 +108,9 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
             throw;
         }
     }
+
+    /// <summary>ONNX Runtime refused to create a session with the CUDA provider appended.</summary>
+    private sealed class CudaSessionFailure(InferenceException inner) : Exception(inner.Message, inner);
 
     public (int GridWidth, int GridHeight) StyleGrid(int width, int height)
     {

@@ -13,7 +13,7 @@ internal static class SessionFactory
     /// <summary>Creates session options; the caller owns (and disposes) the result. Falls back to the CPU or throws
     /// as <see cref="InferenceOptions.CudaFallback"/> says when CUDA cannot be used.</summary>
     public static SessionOptions CreateOptions(InferenceOptions options, IReadOnlyList<string> customDomains, ILogger logger,
-        out ExecutionProviderKind provider)
+        out ExecutionProviderKind provider, bool forceCpu = false)
     {
         var sessionOptions = new SessionOptions
         {
@@ -31,7 +31,7 @@ internal static class SessionFactory
             }
 
             provider = ExecutionProviderKind.Cpu;
-            if (options.ExecutionProvider == ExecutionProviderKind.Cuda)
+            if (options.ExecutionProvider == ExecutionProviderKind.Cuda && !forceCpu)
             {
                 var failure = TryAppendCuda(sessionOptions, options);
                 if (failure is null)
@@ -75,6 +75,9 @@ internal static class SessionFactory
             {
                 ["device_id"] = options.DeviceId.ToString(CultureInfo.InvariantCulture),
                 ["cudnn_conv_algo_search"] = options.CudnnExhaustiveSearch ? "EXHAUSTIVE" : "HEURISTIC",
+                // Batches come in many sizes: grow the GPU arena by what a run needs, not to the next
+                // power of two (which can double the peak and never comes back).
+                ["arena_extend_strategy"] = "kSameAsRequested",
             };
             if (options.GpuMemoryLimitMb > 0)
             {
