@@ -57,7 +57,7 @@ public sealed class VipsImageCodec : IImageCodec
         VipsImage image;
         try
         {
-            image = source.Thumbnail(side, side, LoadOptions);
+            image = source.Thumbnail(side, side, LoadOptions, info.HadIccProfile ? "srgb" : null);
             image = ToRgb8(image);
         }
         catch (VipsOperationException e)
