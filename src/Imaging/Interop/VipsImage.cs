@@ -47,13 +47,14 @@ internal sealed class VipsSource : IDisposable
     }
 
     /// <summary>Loads with shrink-on-load to fit <paramref name="width"/> x <paramref name="height"/>
-    /// (never upscaling) and EXIF auto-rotation; lazy. With <paramref name="outputProfile"/> (e.g. "srgb"),
+    /// (never upscaling); lazy. The EXIF orientation is not applied (libvips would decode the whole image
+    /// to memory inside this call to do it; see <see cref="VipsImage.Autorot"/>). With <paramref name="outputProfile"/> (e.g. "srgb"),
     /// an embedded ICC profile is used to transform the pixels to that profile; without one, or for an
     /// image that embeds none, the pixels are only converted to the sRGB or B_W processing space.</summary>
     public VipsImage Thumbnail(int width, int height, string loadOptions, string? outputProfile)
     {
         var rc = VipsNative.ThumbnailBuffer(
-            Pointer, length, out var handle, width, "height", height, "size", VipsNative.SizeDown,
+            Pointer, length, out var handle, width, "height", height, "size", VipsNative.SizeDown, "no_rotate", 1,
             "option_string", loadOptions, outputProfile is null ? null : "output_profile", outputProfile, IntPtr.Zero);
         return VipsImage.Own(rc == 0 ? handle : Fail(handle), "vips_thumbnail_buffer");
     }
@@ -186,6 +187,14 @@ internal sealed class VipsImage : IDisposable
         {
             VipsNative.AreaUnref(background);
         }
+    }
+
+    /// <summary>Turns the image upright according to its "orientation" field (EXIF 1-8). Rotations need
+    /// random access: use it on an image already in memory.</summary>
+    public VipsImage Autorot()
+    {
+        var rc = VipsNative.Autorot(handle, out var output, IntPtr.Zero);
+        return Result(rc, output, "vips_autorot");
     }
 
     /// <summary>Transforms the pixels from <paramref name="inputProfile"/> to <paramref name="outputProfile"/>

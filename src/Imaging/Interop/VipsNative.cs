@@ -66,8 +66,8 @@ internal static class VipsNative
     [DllImport(Library, EntryPoint = "vips_thumbnail_buffer")]
     public static extern int ThumbnailBuffer(
         IntPtr data, nuint size, out VipsImageHandle output, int width,
-        string heightName, int height, string sizeName, int sizeValue, string optionName, string optionValue,
-        string? profileName, string? profileValue, IntPtr terminator);
+        string heightName, int height, string sizeName, int sizeValue, string noRotateName, int noRotate,
+        string optionName, string optionValue, string? profileName, string? profileValue, IntPtr terminator);
 
     [DllImport(Library, EntryPoint = "vips_thumbnail_image")]
     public static extern int ThumbnailImage(
@@ -85,6 +85,9 @@ internal static class VipsNative
 
     [DllImport(Library, EntryPoint = "vips_extract_band")]
     public static extern int ExtractBand(VipsImageHandle input, out VipsImageHandle output, int band, string countName, int count, IntPtr terminator);
+
+    [DllImport(Library, EntryPoint = "vips_autorot")]
+    public static extern int Autorot(VipsImageHandle input, out VipsImageHandle output, IntPtr terminator);
 
     [DllImport(Library, EntryPoint = "vips_icc_transform")]
     public static extern int IccTransform(
