@@ -55,7 +55,7 @@ internal sealed class VipsSource : IDisposable
     {
         var rc = VipsNative.ThumbnailBuffer(
             Pointer, length, out var handle, width, "height", height, "size", VipsNative.SizeDown, "no_rotate", 1,
-            "option_string", loadOptions, outputProfile is null ? null : "output_profile", outputProfile, IntPtr.Zero);
+            "option_string", loadOptions, outputProfile is null ? null : VipsLibrary.ThumbnailOutputProfileOption, outputProfile, IntPtr.Zero);
         return VipsImage.Own(rc == 0 ? handle : Fail(handle), "vips_thumbnail_buffer");
     }
 
