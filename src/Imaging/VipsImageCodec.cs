@@ -57,7 +57,7 @@ public sealed class VipsImageCodec : IImageCodec
         VipsImage image;
         try
         {
-            image = source.Thumbnail(side, side, LoadOptions);
+            image = source.Thumbnail(side, side, LoadOptions, info.HadIccProfile ? "srgb" : null);
             image = ToRgb8(image);
         }
         catch (VipsOperationException e)
@@ -74,7 +74,7 @@ public sealed class VipsImageCodec : IImageCodec
             }
 
             var pixels = ComputeWithDeadline(image, remaining, format);
-            return new RgbImage(image.Width, image.Height, pixels) { Source = info };
+            return Upright(image.Width, image.Height, pixels, info);
         }
     }
 
@@ -256,6 +256,28 @@ public sealed class VipsImageCodec : IImageCodec
         }
 
         return image;
+    }
+
+    /// <summary>Applies the EXIF orientation to pixels already decoded under the deadline. Left to
+    /// vips_thumbnail, the rotation would decode the whole image to memory before the deadline is armed.</summary>
+    private static RgbImage Upright(int width, int height, byte[] pixels, ImageDecodeInfo info)
+    {
+        if (!info.OrientationApplied)
+        {
+            return new RgbImage(width, height, pixels) { Source = info };
+        }
+
+        try
+        {
+            using var stored = VipsImage.FromPixels(pixels, width, height, 3, VipsImage.FormatUchar);
+            using var tagged = stored.WithInt("orientation", info.Orientation);
+            using var upright = tagged.Autorot();
+            return new RgbImage(upright.Width, upright.Height, upright.ToPixels()) { Source = info };
+        }
+        catch (VipsOperationException e)
+        {
+            throw new InvalidOperationException($"Applying EXIF orientation {info.Orientation} to {width}x{height} failed: {e.Detail}", e);
+        }
     }
 
     private static VipsImage Then(VipsImage image, Func<VipsImage, VipsImage> step)

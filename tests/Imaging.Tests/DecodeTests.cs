@@ -102,6 +102,35 @@ public sealed class DecodeTests
         blue[2].ShouldBeGreaterThan((byte)(blue[1] + 40));
     }
 
+    [Theory]
+    [InlineData(".png", 8, 3)]
+    [InlineData(".png", 16, 3)]
+    [InlineData(".jpg[Q=95]", 8, 14)]
+    [InlineData(".webp[lossless=true]", 8, 3)]
+    public void Converts_display_p3_to_srgb_with_the_embedded_profile(string suffix, int depth, int tolerance)
+    {
+        var srgb = ImageCorpus.Quadrants(64, 32);
+        var p3 = new RgbImage(64, 32, ImageCorpus.P3Numbers(srgb, 64, 32));
+        Should.Throw<ShouldAssertException>(() => p3.ShouldShowQuadrants(15), "the P3 numbers must differ from sRGB for this test to mean anything");
+
+        var image = Codec.Decode(ImageCorpus.P3QuadrantFile(suffix, depth));
+
+        image.Source!.HadIccProfile.ShouldBeTrue();
+        image.Source.BitsPerSample.ShouldBe(depth);
+        image.ShouldShowQuadrants(tolerance);
+    }
+
+    [Fact]
+    public void Ignores_a_corrupt_embedded_profile()
+    {
+        var bytes = ImageCorpus.WithIccSegment(ImageCorpus.QuadrantFile(".jpg[Q=95]"), new byte[200]);
+
+        var image = Codec.Decode(bytes);
+
+        image.Source!.HadIccProfile.ShouldBeTrue();
+        image.ShouldShowQuadrants(tolerance: 12);
+    }
+
     [Fact]
     public void Converts_16_bit_png_to_8_bit()
     {

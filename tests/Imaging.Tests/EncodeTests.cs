@@ -98,6 +98,21 @@ public sealed class EncodeTests
     }
 
     [Theory]
+    [InlineData(OutputFormat.Jpeg, 14)]
+    [InlineData(OutputFormat.Png, 3)]
+    [InlineData(OutputFormat.Webp, 20)]
+    public void Keep_metadata_labels_pixels_from_a_p3_source_as_srgb(OutputFormat format, int tolerance)
+    {
+        var source = Codec.Decode(ImageCorpus.P3QuadrantFile(".png"));
+
+        var bytes = Codec.Encode(source, new EncodeOptions { Format = format, Quality = 95, KeepMetadata = true });
+
+        var again = Codec.Decode(bytes);
+        again.Source!.HadIccProfile.ShouldBeTrue();
+        again.ShouldShowQuadrants(tolerance);
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(101)]
     public void Quality_out_of_range_is_refused(int quality)

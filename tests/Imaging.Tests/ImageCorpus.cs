@@ -55,6 +55,36 @@ internal static class ImageCorpus
     public static byte[] QuadrantFile(string suffix, int width = 64, int height = 32) =>
         Save(Quadrants(width, height), width, height, 3, suffix);
 
+    /// <summary>The quadrants with their sRGB colours converted to Display P3 numbers (libvips's built-in "p3"
+    /// profile), that profile embedded. <paramref name="depth"/> 16 gives 16-bit samples.</summary>
+    public static byte[] P3QuadrantFile(string suffix, int depth = 8) =>
+        Save(Wide(Quadrants(64, 32), depth), 64, 32, 3, suffix, v => v.IccTransform("p3", "srgb", depth), depth == 16 ? VipsImage.FormatUshort : VipsImage.FormatUchar);
+
+    /// <summary>The 8-bit P3 numbers of <see cref="P3QuadrantFile"/>: what a decoder that ignores the profile shows.</summary>
+    public static byte[] P3Numbers(byte[] srgb, int width, int height)
+    {
+        using var image = VipsImage.FromPixels(srgb, width, height, 3, VipsImage.FormatUchar);
+        using var p3 = image.IccTransform("p3", "srgb");
+        return p3.ToPixels();
+    }
+
+    private static byte[] Wide(byte[] eight, int depth)
+    {
+        if (depth == 8)
+        {
+            return eight;
+        }
+
+        var sixteen = new byte[eight.Length * 2];
+        for (var i = 0; i < eight.Length; i++)
+        {
+            sixteen[2 * i] = eight[i];
+            sixteen[2 * i + 1] = eight[i];
+        }
+
+        return sixteen;
+    }
+
     /// <summary>A JPEG whose stored pixels are the upright quadrants transformed so that applying EXIF
     /// orientation <paramref name="orientation"/> gives back the upright image of width x height.</summary>
     public static byte[] OrientedJpeg(int orientation, int width, int height)
@@ -83,6 +113,18 @@ internal static class ImageCorpus
         }
 
         return Save(stored, storedWidth, storedHeight, 3, ".jpg[Q=95]", v => v.WithInt("orientation", orientation));
+    }
+
+    /// <summary>Inserts <paramref name="profile"/> as a JPEG APP2 ICC_PROFILE segment (no validation, unlike libvips's savers).</summary>
+    public static byte[] WithIccSegment(byte[] jpeg, byte[] profile)
+    {
+        var segment = new byte[4 + 14 + profile.Length];
+        (segment[0], segment[1]) = (0xFF, 0xE2);
+        BinaryPrimitives.WriteUInt16BigEndian(segment.AsSpan(2), (ushort)(segment.Length - 2));
+        "ICC_PROFILE\0"u8.CopyTo(segment.AsSpan(4));
+        (segment[16], segment[17]) = (1, 1);
+        profile.CopyTo(segment, 18);
+        return [.. jpeg.AsSpan(0, 2), .. segment, .. jpeg.AsSpan(2)];
     }
 
     /// <summary>True when libvips finds a GPS field in the file's EXIF.</summary>

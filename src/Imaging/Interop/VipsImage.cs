@@ -47,12 +47,15 @@ internal sealed class VipsSource : IDisposable
     }
 
     /// <summary>Loads with shrink-on-load to fit <paramref name="width"/> x <paramref name="height"/>
-    /// (never upscaling), EXIF auto-rotation and import of an embedded ICC profile; lazy.</summary>
-    public VipsImage Thumbnail(int width, int height, string loadOptions)
+    /// (never upscaling); lazy. The EXIF orientation is not applied (libvips would decode the whole image
+    /// to memory inside this call to do it; see <see cref="VipsImage.Autorot"/>). With <paramref name="outputProfile"/> (e.g. "srgb"),
+    /// an embedded ICC profile is used to transform the pixels to that profile; without one, or for an
+    /// image that embeds none, the pixels are only converted to the sRGB or B_W processing space.</summary>
+    public VipsImage Thumbnail(int width, int height, string loadOptions, string? outputProfile)
     {
         var rc = VipsNative.ThumbnailBuffer(
-            Pointer, length, out var handle, width, "height", height, "size", VipsNative.SizeDown,
-            "option_string", loadOptions, IntPtr.Zero);
+            Pointer, length, out var handle, width, "height", height, "size", VipsNative.SizeDown, "no_rotate", 1,
+            "option_string", loadOptions, outputProfile is null ? null : VipsLibrary.ThumbnailOutputProfileOption, outputProfile, IntPtr.Zero);
         return VipsImage.Own(rc == 0 ? handle : Fail(handle), "vips_thumbnail_buffer");
     }
 
@@ -184,6 +187,22 @@ internal sealed class VipsImage : IDisposable
         {
             VipsNative.AreaUnref(background);
         }
+    }
+
+    /// <summary>Turns the image upright according to its "orientation" field (EXIF 1-8). Rotations need
+    /// random access: use it on an image already in memory.</summary>
+    public VipsImage Autorot()
+    {
+        var rc = VipsNative.Autorot(handle, out var output, IntPtr.Zero);
+        return Result(rc, output, "vips_autorot");
+    }
+
+    /// <summary>Transforms the pixels from <paramref name="inputProfile"/> to <paramref name="outputProfile"/>
+    /// (built-in names such as "srgb", "p3", "cmyk", or file paths) and attaches the output profile.</summary>
+    public VipsImage IccTransform(string outputProfile, string inputProfile, int depth = 8)
+    {
+        var rc = VipsNative.IccTransform(handle, out var output, outputProfile, "input_profile", inputProfile, "depth", depth, IntPtr.Zero);
+        return Result(rc, output, "vips_icc_transform");
     }
 
     public VipsImage Cast(int format)

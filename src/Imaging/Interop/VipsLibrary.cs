@@ -49,6 +49,11 @@ internal static class VipsLibrary
     /// <summary>True from libvips 8.15, whose savers take "keep=..." (what metadata to write) instead of "strip".</summary>
     public static bool HasKeepOption => VipsNative.Version(0) > 8 || (VipsNative.Version(0) == 8 && VipsNative.Version(1) >= 15);
 
+    /// <summary>vips_thumbnail's output ICC profile option: "output_profile" on the libvips we ship (8.18);
+    /// older ones such as Debian's 8.14 only know "export_profile", which 8.18 keeps as a deprecated alias.</summary>
+    public static string ThumbnailOutputProfileOption =>
+        VipsNative.Version(0) > 8 || (VipsNative.Version(0) == 8 && VipsNative.Version(1) >= 18) ? "output_profile" : "export_profile";
+
     /// <summary>The libvips version as "major.minor.micro".</summary>
     public static string Version => $"{VipsNative.Version(0)}.{VipsNative.Version(1)}.{VipsNative.Version(2)}";
 

@@ -62,10 +62,12 @@ internal static class VipsNative
     [DllImport(Library, EntryPoint = "vips_image_new_from_memory_copy")]
     public static extern VipsImageHandle NewFromMemoryCopy(byte[] data, nuint size, int width, int height, int bands, int format);
 
+    /// <summary>A null <paramref name="profileName"/> ends the option list before the output profile.</summary>
     [DllImport(Library, EntryPoint = "vips_thumbnail_buffer")]
     public static extern int ThumbnailBuffer(
         IntPtr data, nuint size, out VipsImageHandle output, int width,
-        string heightName, int height, string sizeName, int sizeValue, string optionName, string optionValue, IntPtr terminator);
+        string heightName, int height, string sizeName, int sizeValue, string noRotateName, int noRotate,
+        string optionName, string optionValue, string? profileName, string? profileValue, IntPtr terminator);
 
     [DllImport(Library, EntryPoint = "vips_thumbnail_image")]
     public static extern int ThumbnailImage(
@@ -83,6 +85,14 @@ internal static class VipsNative
 
     [DllImport(Library, EntryPoint = "vips_extract_band")]
     public static extern int ExtractBand(VipsImageHandle input, out VipsImageHandle output, int band, string countName, int count, IntPtr terminator);
+
+    [DllImport(Library, EntryPoint = "vips_autorot")]
+    public static extern int Autorot(VipsImageHandle input, out VipsImageHandle output, IntPtr terminator);
+
+    [DllImport(Library, EntryPoint = "vips_icc_transform")]
+    public static extern int IccTransform(
+        VipsImageHandle input, out VipsImageHandle output, string outputProfile,
+        string inputProfileName, string inputProfile, string depthName, int depth, IntPtr terminator);
 
     [DllImport(Library, EntryPoint = "vips_copy")]
     public static extern int Copy(VipsImageHandle input, out VipsImageHandle output, IntPtr terminator);
