@@ -85,6 +85,33 @@ public class CliTests
         Directory.Exists(dir.Path("out")).ShouldBeFalse();
     }
 
+    [Theory]
+    [InlineData("submit", "a.png")]
+    [InlineData("submit", "a.JPG")]
+    [InlineData("stylize", "a.png")]
+    public async Task Two_inputs_that_would_share_an_output_exit_2_naming_both_and_the_output(string command, string other)
+    {
+        using var dir = new TempDir();
+        Images.WritePng(dir.Path("in/trip/a.jpg"), 8, 8, 1);
+        Images.WritePng(dir.Path($"in/trip/{other}"), 8, 8, 2);
+        Images.WritePng(dir.Path("in/trip/b.png"), 8, 8, 3);
+        Images.WritePng(dir.Path("style.png"), 8, 8, 999);
+        string[] args = command == "submit"
+            ? ["submit", dir.Path("in"), "--style", dir.Path("style.png"), "--out", dir.Path("out"), "--dry-run", "--format", "jpeg", "--broker", "amqp://127.0.0.1:1/"]
+            : ["stylize", dir.Path("in"), "--style", dir.Path("style.png"), "--out", dir.Path("out"), "--format", "jpeg"];
+
+        var (exit, output, error) = await CliRunner.RunAsync(args);
+
+        exit.ShouldBe(2, error);
+        error.ShouldContain("'trip/a.jpg'");
+        error.ShouldContain($"'trip/{other}'");
+        error.ShouldContain("-> 'trip/a.jpg'");
+        error.ShouldNotContain("b.png");
+        error.ShouldNotContain("   at ");
+        output.ShouldNotContain("would enqueue");
+        Directory.Exists(dir.Path("out")).ShouldBeFalse();
+    }
+
     [Fact]
     public async Task An_unreachable_broker_exits_3_without_a_stack_trace()
     {

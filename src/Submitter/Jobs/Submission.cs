@@ -100,6 +100,8 @@ public sealed class Submission
             jobs.Add(new JobRecord { JobId = jobId, RelativePath = items[i].RelativePath, ContentRef = contentRef, OutputRef = output.RefFor(outputPath), OutputPath = outputPath });
         }
 
+        JobIdentity.EnsureDistinctOutputs(jobs, request.Options.Format);
+
         var info = new BatchInfo
         {
             BatchId = batchId,
