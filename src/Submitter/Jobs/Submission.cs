@@ -136,7 +136,7 @@ public sealed class Submission
         if (request.DryRun) return result;
 
         var broker = request.Broker ?? throw new UsageException("no broker: pass --broker or set Broker__Url");
-        if (output is BlobArchiveStore blobOutput) await blobOutput.CreateContainerIfMissingAsync(cancellationToken);
+        if (output is BlobArchiveStore blobOutput) await blobOutput.TryCreateContainerAsync(cancellationToken);
         var uploaded = 0;
         if (styleUpload is not null && await output.UploadIfAbsentAsync(styleUpload.Value.Path, styleUpload.Value.LocalFile, cancellationToken)) uploaded++;
         if (uploadInputs)

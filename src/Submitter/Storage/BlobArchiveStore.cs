@@ -32,6 +32,24 @@ public sealed class BlobArchiveStore : IArchiveStore
 
     public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken) => _store.CreateContainerIfMissingAsync(cancellationToken);
 
+    /// <summary>
+    /// Creates the container when the credential may; false when it may not (HTTP 403: a container-scoped SAS,
+    /// <c>sr=c</c>, can never create containers). The container then has to exist already, and when it does not
+    /// the first upload or write fails with the real error.
+    /// </summary>
+    public async Task<bool> TryCreateContainerAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _store.CreateContainerIfMissingAsync(cancellationToken);
+            return true;
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.Forbidden)
+        {
+            return false;
+        }
+    }
+
     /// <summary>For an http(s) location each path segment is percent-encoded, so a name with '#', '?' or '%'
     /// parses back to the same blob and the SAS stays the query; <c>az://</c> references carry names as they are.</summary>
     public string RefFor(string relativePath) => relativePath.Length == 0 ? _refBase + _refQuery : $"{_refBase}/{EscapeForRef(relativePath)}{_refQuery}";
