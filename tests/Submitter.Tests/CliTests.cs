@@ -45,6 +45,24 @@ public class CliTests
         error.ShouldNotContain("   at ");
     }
 
+    /// <summary>
+    /// On Ctrl-C or SIGTERM System.CommandLine cancels the command's token and, after ProcessTerminationTimeout, lets
+    /// the process exit whether or not the command finished. submit's wind-down (confirms of the sends in flight, bus
+    /// stop, the final enqueued-&lt;run&gt;.jsonl write) takes longer than the library's 2 s default, so the
+    /// configuration the CLI invokes with must allow more. A child-process SIGINT test would pass with 2 s as well
+    /// whenever the wind-down happens to be fast, so the setting itself is what is checked here.
+    /// </summary>
+    [Fact]
+    public void Ctrl_C_gives_the_command_30_seconds_to_record_what_it_sent()
+    {
+        new System.CommandLine.InvocationConfiguration().ProcessTerminationTimeout.ShouldBe(TimeSpan.FromSeconds(2));
+
+        var settings = new Cli(TextWriter.Null, TextWriter.Null).InvocationSettings();
+
+        settings.ProcessTerminationTimeout.ShouldBe(TimeSpan.FromSeconds(30));
+        settings.EnableDefaultExceptionHandler.ShouldBeFalse();
+    }
+
     [Fact]
     public async Task A_missing_source_folder_exits_2()
     {
