@@ -157,7 +157,7 @@ public sealed class Submission
         LocalBatchIndex.Remember(batchId, output.Location);
         if (toEnqueue.Count == 0) return result with { Uploaded = uploaded };
 
-        await BatchTopology.EnsureWatchQueueAsync(broker, BatchPaths.WatchQueue(batchId), cancellationToken);
+        await BatchTopology.EnsureWatchQueueAsync(broker, batchId, cancellationToken);
         var enqueued = await EnqueueAsync(output, info, toEnqueue, broker, request.MaxInFlight, Confirmed, cancellationToken);
         return result with { Enqueued = enqueued, Uploaded = uploaded };
     }
