@@ -58,6 +58,38 @@ public class BatchTopologyTests(LocalServices services)
         }
     }
 
+    [Fact]
+    public async Task Submit_and_watch_complete_a_batch_whose_queue_an_older_submit_declared()
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        limit.CancelAfter(TimeSpan.FromSeconds(90));
+        var ct = limit.Token;
+        using var dir = TempDir.WithImages(2, size: 8);
+        var batchId = NewBatchId("legacy");
+        var queue = $"stylize-test-{Guid.NewGuid():N}";
+        var broker = new BrokerSettings { Url = services.RabbitMqUri, Queue = queue };
+        try
+        {
+            await DeclareOlderTopologyAsync(BatchPaths.WatchQueue(batchId), ct);
+            var submit = await CliRunner.RunAsync("submit", dir.Path("in"), "--style", dir.Path("style.png"), "--out", dir.Path("out"),
+                "--broker", services.RabbitMqUrl, "--queue", queue, "--batch-id", batchId);
+            submit.Exit.ShouldBe(0, submit.Error);
+            var jobs = JsonLines.Read<JobRecord>(await File.ReadAllTextAsync(dir.Path($"out/{BatchPaths.Jobs(batchId)}"), ct));
+            var other = NewBatchId("other");
+            await PublishAsync(ct, [(other, Done(other)), .. jobs.Select(j => (batchId, (object)(Done(batchId) with { JobId = j.JobId })))]);
+
+            var watch = await CliRunner.RunAsync("watch", "--batch-id", batchId, "--output", dir.Path("out"), "--broker", services.RabbitMqUrl);
+
+            watch.Exit.ShouldBe(0, watch.Error);
+            watch.Out.ShouldContain("2 done, 0 failed, 0 pending of 2");
+        }
+        finally
+        {
+            await BatchTopology.DeleteWatchQueueAsync(broker, queue, CancellationToken.None);
+            await BatchTopology.DeleteWatchQueueAsync(broker, BatchPaths.WatchQueue(batchId), CancellationToken.None);
+        }
+    }
+
     private static string NewBatchId(string name) => $"topo-{name}-{Guid.NewGuid():N}"[..24];
 
     private static ImageStylized Done(string batchId) => new()
