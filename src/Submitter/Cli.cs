@@ -35,6 +35,13 @@ public sealed class Cli
         Range(_maxInFlight, 1, 100_000);
     }
 
+    /// <summary>
+    /// How long Ctrl-C or SIGTERM waits for the command to wind down before the process exits anyway. submit then
+    /// stops starting sends, awaits the confirms of those in flight (up to --max-in-flight), stops the bus and writes
+    /// <c>enqueued-&lt;run&gt;.jsonl</c> (a storage write with retries); System.CommandLine's default of 2 s cut that short.
+    /// </summary>
+    public static readonly TimeSpan TerminationGrace = TimeSpan.FromSeconds(30);
+
     public static Task<int> RunAsync(string[] args, CancellationToken cancellationToken = default) =>
         new Cli(Console.Out, Console.Error, AnsiConsole.Console).InvokeAsync(args, cancellationToken);
 
@@ -52,7 +59,7 @@ public sealed class Cli
         if (parse.GetValue(_storageConnection) is { Length: > 0 } connection) Environment.SetEnvironmentVariable("Storage__ConnectionString", connection);
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { Output = _out, Error = _error, EnableDefaultExceptionHandler = false }, cancellationToken);
+            return await parse.InvokeAsync(InvocationSettings(), cancellationToken);
         }
         catch (CliException ex)
         {
@@ -85,6 +92,14 @@ public sealed class Cli
             return ExitCodes.Unreachable;
         }
     }
+
+    internal InvocationConfiguration InvocationSettings() => new()
+    {
+        Output = _out,
+        Error = _error,
+        EnableDefaultExceptionHandler = false,
+        ProcessTerminationTimeout = TerminationGrace,
+    };
 
     public RootCommand BuildRoot()
     {

@@ -41,6 +41,53 @@ public sealed class LocalFolderStoreTests : BlobStoreContract, IDisposable
     }
 
     [Fact]
+    public async Task A_link_whose_target_goes_up_through_another_link_is_refused()
+    {
+        // root/b -> outside/inner and root/a -> b/.. : read lexically, a is the root; the system resolves it to outside.
+        var store = (LocalFolderStore)await NewStoreAsync();
+        var outside = Path.Combine(Path.GetTempPath(), $"mambast-outside-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(Path.Combine(outside, "inner"));
+        File.WriteAllBytes(Path.Combine(outside, "secret.txt"), [42]);
+        try
+        {
+            Directory.CreateSymbolicLink(Path.Combine(_root, "b"), Path.Combine(outside, "inner"));
+            Directory.CreateSymbolicLink(Path.Combine(_root, "a"), "b/..");
+            Directory.CreateSymbolicLink(Path.Combine(_root, "etc-link"), "/etc");
+            Directory.CreateSymbolicLink(Path.Combine(_root, "up"), "etc-link/..");
+
+            var read = await Should.ThrowAsync<StorageException>(() => store.OpenReadAsync("a/secret.txt", Ct));
+            var write = await Should.ThrowAsync<StorageException>(() => store.PutAsync("a/new.jpg", new MemoryStream([1]), null, Ct));
+            var exists = await Should.ThrowAsync<StorageException>(() => store.GetPropertiesAsync("a/secret.txt", Ct));
+            var passwd = await Should.ThrowAsync<StorageException>(() => store.OpenReadAsync("up/etc/passwd", Ct));
+
+            foreach (var e in new[] { read, write, exists, passwd })
+            {
+                e.Kind.ShouldBe(StorageErrorKind.InvalidName);
+                e.Message.ShouldContain("symbolic link that leaves the root");
+            }
+
+            File.Exists(Path.Combine(outside, "new.jpg")).ShouldBeFalse();
+        }
+        finally
+        {
+            Directory.Delete(outside, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_loop_of_symlinks_is_refused_with_a_reason()
+    {
+        var store = (LocalFolderStore)await NewStoreAsync();
+        File.CreateSymbolicLink(Path.Combine(_root, "x"), "y");
+        File.CreateSymbolicLink(Path.Combine(_root, "y"), "x");
+
+        var e = await Should.ThrowAsync<StorageException>(() => store.OpenReadAsync("x", Ct));
+
+        e.Kind.ShouldBe(StorageErrorKind.InvalidName);
+        e.Message.ShouldContain("loop of symbolic links");
+    }
+
+    [Fact]
     public async Task A_symlink_inside_the_root_is_allowed()
     {
         var store = (LocalFolderStore)await NewStoreAsync();

@@ -81,7 +81,8 @@ public class BatchFlowTests(LocalServices services)
                 var m = ctx.Message;
                 if (attempts.AddOrUpdate(m.JobId, 1, (_, n) => n + 1) == 1 && m.ContentRef.Contains("img1"))
                 {
-                    await ctx.Publish(new ImageStylizationFailed { JobId = m.JobId, BatchId = m.BatchId, ErrorCode = StylizationErrorCode.InvalidImage, Message = "stand-in failure", AttemptCount = 1, Transient = false });
+                    await ctx.Publish(new ImageStylizationFailed { JobId = m.JobId, BatchId = m.BatchId, ErrorCode = StylizationErrorCode.InvalidImage, Message = "stand-in failure", AttemptCount = 1, Transient = false },
+                        p => p.Headers.Set(BatchTopology.BatchIdHeader, m.BatchId));
                     return;
                 }
 
@@ -89,12 +90,12 @@ public class BatchFlowTests(LocalServices services)
                 {
                     JobId = m.JobId, BatchId = m.BatchId, OutputRef = m.OutputRef, Width = 1, Height = 1, OutputBytes = 1,
                     Timings = new StageTimings { TotalMs = 5 }, ModelId = "stand-in", ModelVersion = "0", WorkerId = "stand-in",
-                });
+                }, p => p.Headers.Set(BatchTopology.BatchIdHeader, m.BatchId));
                 await ctx.Publish(new ImageStylized
                 {
                     JobId = Guid.NewGuid(), BatchId = "another-batch", OutputRef = "x", Width = 1, Height = 1, OutputBytes = 1,
                     Timings = new StageTimings(), ModelId = "stand-in", ModelVersion = "0", WorkerId = "stand-in",
-                });
+                }, p => p.Headers.Set(BatchTopology.BatchIdHeader, "another-batch"));
             }));
         });
         await bus.StartAsync(ct);
@@ -183,6 +184,21 @@ public class BatchFlowTests(LocalServices services)
 
     private IHost RealWorker(string queue, string root) => RealWorker(services, queue, root, null);
 
+    /// <summary>
+    /// Puts the batch id header on the events, as the worker does from d110f73 on main (StylizeImageConsumer.BatchIdHeader);
+    /// this branch's src/Processing predates it. Setting it twice, once merged, is harmless.
+    /// </summary>
+    private static void WithBatchIdHeader(PublishContext context)
+    {
+        var batchId = context switch
+        {
+            PublishContext<ImageStylized> done => done.Message.BatchId,
+            PublishContext<ImageStylizationFailed> failed => failed.Message.BatchId,
+            _ => null,
+        };
+        if (batchId is not null) context.Headers.Set(BatchTopology.BatchIdHeader, batchId);
+    }
+
     /// <summary>The worker's pipeline and consumer (src/Processing) on RabbitMQ with the golden tiny model.</summary>
     internal static IHost RealWorker(LocalServices services, string queue, string root, string? blobConnection)
     {
@@ -203,6 +219,7 @@ public class BatchFlowTests(LocalServices services)
             x.UsingRabbitMq((ctx, cfg) =>
             {
                 cfg.Host(services.RabbitMqUri);
+                cfg.ConfigurePublish(p => p.UseExecute(WithBatchIdHeader));
                 cfg.ConfigureEndpoints(ctx);
             });
         });

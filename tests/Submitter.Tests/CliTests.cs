@@ -45,6 +45,24 @@ public class CliTests
         error.ShouldNotContain("   at ");
     }
 
+    /// <summary>
+    /// On Ctrl-C or SIGTERM System.CommandLine cancels the command's token and, after ProcessTerminationTimeout, lets
+    /// the process exit whether or not the command finished. submit's wind-down (confirms of the sends in flight, bus
+    /// stop, the final enqueued-&lt;run&gt;.jsonl write) takes longer than the library's 2 s default, so the
+    /// configuration the CLI invokes with must allow more. A child-process SIGINT test would pass with 2 s as well
+    /// whenever the wind-down happens to be fast, so the setting itself is what is checked here.
+    /// </summary>
+    [Fact]
+    public void Ctrl_C_gives_the_command_30_seconds_to_record_what_it_sent()
+    {
+        new System.CommandLine.InvocationConfiguration().ProcessTerminationTimeout.ShouldBe(TimeSpan.FromSeconds(2));
+
+        var settings = new Cli(TextWriter.Null, TextWriter.Null).InvocationSettings();
+
+        settings.ProcessTerminationTimeout.ShouldBe(TimeSpan.FromSeconds(30));
+        settings.EnableDefaultExceptionHandler.ShouldBeFalse();
+    }
+
     [Fact]
     public async Task A_missing_source_folder_exits_2()
     {
@@ -82,6 +100,33 @@ public class CliTests
         exit.ShouldBe(0);
         output.ShouldContain("would enqueue 3");
         output.ShouldContain("img1.png");
+        Directory.Exists(dir.Path("out")).ShouldBeFalse();
+    }
+
+    [Theory]
+    [InlineData("submit", "a.png")]
+    [InlineData("submit", "a.JPG")]
+    [InlineData("stylize", "a.png")]
+    public async Task Two_inputs_that_would_share_an_output_exit_2_naming_both_and_the_output(string command, string other)
+    {
+        using var dir = new TempDir();
+        Images.WritePng(dir.Path("in/trip/a.jpg"), 8, 8, 1);
+        Images.WritePng(dir.Path($"in/trip/{other}"), 8, 8, 2);
+        Images.WritePng(dir.Path("in/trip/b.png"), 8, 8, 3);
+        Images.WritePng(dir.Path("style.png"), 8, 8, 999);
+        string[] args = command == "submit"
+            ? ["submit", dir.Path("in"), "--style", dir.Path("style.png"), "--out", dir.Path("out"), "--dry-run", "--format", "jpeg", "--broker", "amqp://127.0.0.1:1/"]
+            : ["stylize", dir.Path("in"), "--style", dir.Path("style.png"), "--out", dir.Path("out"), "--format", "jpeg"];
+
+        var (exit, output, error) = await CliRunner.RunAsync(args);
+
+        exit.ShouldBe(2, error);
+        error.ShouldContain("'trip/a.jpg'");
+        error.ShouldContain($"'trip/{other}'");
+        error.ShouldContain("-> 'trip/a.jpg'");
+        error.ShouldNotContain("b.png");
+        error.ShouldNotContain("   at ");
+        output.ShouldNotContain("would enqueue");
         Directory.Exists(dir.Path("out")).ShouldBeFalse();
     }
 

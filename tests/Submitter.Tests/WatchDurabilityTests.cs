@@ -46,7 +46,7 @@ public class WatchDurabilityTests(LocalServices services)
                     {
                         JobId = job.JobId, BatchId = batchId, OutputRef = job.OutputRef, Width = 8, Height = 8, OutputBytes = 1,
                         Timings = new StageTimings { TotalMs = 1 }, ModelId = "stand-in", ModelVersion = "0", WorkerId = "stand-in",
-                    }, ct);
+                    }, ctx => ctx.Headers.Set(BatchTopology.BatchIdHeader, batchId), ct);
                 }
             }
             finally

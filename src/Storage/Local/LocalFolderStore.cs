@@ -195,27 +195,77 @@ public sealed class LocalFolderStore : IBlobStore
             throw new StorageException(StorageErrorKind.InvalidName, $"Refused blob name '{BlobName.Printable(name)}': it leaves the root {_root}.");
         }
 
+        var real = RealPath(path);
         var realRoot = RealPath(_root);
-        var current = _root;
-        foreach (var segment in name.Split('/'))
+        if (real is null || realRoot is null)
         {
-            current = Path.Combine(current, segment);
-            FileSystemInfo info = Directory.Exists(current) ? new DirectoryInfo(current) : new FileInfo(current);
-            if (info.LinkTarget is null) continue;
-            var target = info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? "";
-            if (target != realRoot && !target.StartsWith(realRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-            {
-                throw new StorageException(StorageErrorKind.InvalidName, $"Refused blob name '{BlobName.Printable(name)}': it goes through a symbolic link that leaves the root {_root}.");
-            }
+            throw new StorageException(StorageErrorKind.InvalidName, $"Refused blob name '{BlobName.Printable(name)}': its path in {_root} has a loop of symbolic links.");
+        }
+
+        if (real != realRoot && !real.StartsWith(realRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new StorageException(StorageErrorKind.InvalidName, $"Refused blob name '{BlobName.Printable(name)}': it goes through a symbolic link that leaves the root {_root}.");
         }
 
         return path;
     }
 
-    private static string RealPath(string path)
+    private const int MaxSymbolicLinks = 40;
+
+    private static readonly char[] Separators = [Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar];
+
+    /// <summary>
+    /// The path as the operating system resolves it, as realpath(3) does: every symbolic link of every existing
+    /// component is followed (a link's target may hold further links and '..', applied after resolution). From the
+    /// first component that does not exist on (a file or folder about to be created) the rest is appended as it is.
+    /// Null for a loop (more than <see cref="MaxSymbolicLinks"/> links).
+    /// </summary>
+    internal static string? RealPath(string path)
     {
-        var info = new DirectoryInfo(path);
-        return info.LinkTarget is null ? info.FullName : info.ResolveLinkTarget(true)?.FullName ?? info.FullName;
+        var full = Path.GetFullPath(path);
+        var resolved = Path.GetPathRoot(full)!;
+        var pending = new Stack<string>();
+        Push(full[resolved.Length..]);
+        var links = 0;
+        var exists = true;
+        while (pending.TryPop(out var part))
+        {
+            if (part == ".") continue;
+            if (part == "..")
+            {
+                resolved = Path.GetDirectoryName(resolved) ?? resolved;
+                continue;
+            }
+
+            var next = Path.Combine(resolved, part);
+            if (exists)
+            {
+                FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+                if (info.LinkTarget is { } target)
+                {
+                    if (++links > MaxSymbolicLinks) return null;
+                    if (Path.IsPathRooted(target))
+                    {
+                        resolved = Path.GetPathRoot(target)!;
+                        target = target[resolved.Length..];
+                    }
+
+                    Push(target);
+                    continue;
+                }
+
+                exists = Path.Exists(next);
+            }
+
+            resolved = next;
+        }
+
+        return resolved;
+
+        void Push(string relative)
+        {
+            foreach (var part in relative.Split(Separators, StringSplitOptions.RemoveEmptyEntries).Reverse()) pending.Push(part);
+        }
     }
 
     private static string SidecarPath(string path) => Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}{SidecarSuffix}");

@@ -56,7 +56,7 @@ public sealed class BatchWatch(IAnsiConsole console)
         if (Settled() < jobIds.Count)
         {
             var queue = BatchPaths.WatchQueue(batchId);
-            await BatchTopology.EnsureWatchQueueAsync(broker, queue, cancellationToken);
+            var expires = await BatchTopology.EnsureWatchQueueAsync(broker, batchId, cancellationToken);
             var events = Channel.CreateUnbounded<Arrival>();
             Task Arrive(string? eventBatch, Func<OutcomeRecord> record)
             {
@@ -72,6 +72,15 @@ public sealed class BatchWatch(IAnsiConsole console)
                 cfg.Host(BatchTopology.ToMassTransit(broker.Url));
                 cfg.ReceiveEndpoint(queue, e =>
                 {
+                    // The queue and its header binding are BatchTopology's: no fanout bindings from the event
+                    // exchanges (they would bring every batch's events), and the same arguments as declared.
+                    e.ConfigureConsumeTopology = false;
+                    e.BindQueue = false;
+                    if (expires)
+                    {
+                        foreach (var (key, value) in BatchTopology.WatchQueueArguments()) e.SetQueueArgument(key, value);
+                    }
+
                     e.PrefetchCount = 2 * FlushBatch;
                     e.ConcurrentMessageLimit = 2 * FlushBatch;
                     e.PublishFaults = false;

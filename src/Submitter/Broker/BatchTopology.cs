@@ -1,4 +1,5 @@
 using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Submitter.Batches;
 
 using MassTransit;
 
@@ -8,13 +9,26 @@ using RabbitMQ.Client.Exceptions;
 namespace MambaSt.Batch.Submitter.Broker;
 
 /// <summary>
-/// The queue that feeds <c>watch</c> for one batch: <c>mambast-batch-&lt;batchId&gt;</c>, bound to the
-/// ImageStylized and ImageStylizationFailed exchanges the way a MassTransit receive endpoint binds
-/// itself (message exchange -> endpoint exchange -> queue), so the watcher's own declarations match.
+/// The queue that feeds <c>watch</c> for one batch: <c>mambast-batch-&lt;batchId&gt;</c>. The ImageStylized and
+/// ImageStylizationFailed exchanges feed one shared headers exchange, <see cref="BatchEventsExchange"/>; each
+/// batch queue is bound to it on <see cref="BatchIdHeader"/> = its batch id, so it receives its own batch's events
+/// only. The queue expires after <see cref="WatchQueueExpiry"/> without a consumer.
 /// Declared by <c>submit</c> before its first publish so that no event of the batch is lost.
 /// </summary>
 public static class BatchTopology
 {
+    /// <summary>Transport header the worker puts on every ImageStylized / ImageStylizationFailed: the message's
+    /// BatchId (the worker's <c>StylizeImageConsumer.BatchIdHeader</c>).</summary>
+    public const string BatchIdHeader = "mambast-batch-id";
+
+    /// <summary>The headers exchange between the event exchanges and the batch queues.</summary>
+    public const string BatchEventsExchange = "mambast-batch-events";
+
+    /// <summary>A batch queue unused (no consumer, no redeclaration) this long is deleted by the broker with its
+    /// events: the safety net for batches nobody watches to the end. <c>watch</c> still completes such a batch
+    /// from the outputs that exist; the failures it would have shown are lost.</summary>
+    public static readonly TimeSpan WatchQueueExpiry = TimeSpan.FromDays(7);
+
     public static readonly string[] EventExchanges =
     [
         MessageExchange<ImageStylized>(),
@@ -23,17 +37,69 @@ public static class BatchTopology
 
     public static string MessageExchange<T>() => $"{typeof(T).Namespace}:{typeof(T).Name}";
 
-    public static async Task EnsureWatchQueueAsync(BrokerSettings broker, string queue, CancellationToken cancellationToken)
+    /// <summary>The queue arguments of a batch queue declared by this version (x-expires).</summary>
+    public static Dictionary<string, object?> WatchQueueArguments() => new() { ["x-expires"] = (long)WatchQueueExpiry.TotalMilliseconds };
+
+    /// <summary>
+    /// Declares the batch's queue and its header binding. A queue declared by an older submit (no x-expires, fed by
+    /// a fanout exchange of the same name bound to the event exchanges) is kept as it is, except that its fanout
+    /// exchange is unbound from the event exchanges, so it too receives only its own batch's events from now on.
+    /// </summary>
+    /// <returns>Whether the queue has the x-expires argument (false for such an older queue): consumers must
+    /// declare it with the same arguments.</returns>
+    public static async Task<bool> EnsureWatchQueueAsync(BrokerSettings broker, string batchId, CancellationToken cancellationToken)
     {
+        var queue = BatchPaths.WatchQueue(batchId);
         await using var connection = await ConnectAsync(broker, cancellationToken);
+        var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        try
+        {
+            await channel.ExchangeDeclareAsync(BatchEventsExchange, ExchangeType.Headers, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+            foreach (var exchange in EventExchanges)
+            {
+                await channel.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+                await channel.ExchangeBindAsync(BatchEventsExchange, exchange, "", cancellationToken: cancellationToken);
+            }
+
+            var expires = true;
+            try
+            {
+                await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: WatchQueueArguments(), cancellationToken: cancellationToken);
+            }
+            catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.PreconditionFailed)
+            {
+                expires = false;
+                await channel.DisposeAsync();
+                channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+                await channel.QueueDeclarePassiveAsync(queue, cancellationToken);
+                await UnbindOlderFanoutAsync(connection, queue, cancellationToken);
+            }
+
+            var match = new Dictionary<string, object?> { ["x-match"] = "all", [BatchIdHeader] = batchId };
+            await channel.QueueBindAsync(queue, BatchEventsExchange, "", match, cancellationToken: cancellationToken);
+            return expires;
+        }
+        finally
+        {
+            await channel.DisposeAsync();
+        }
+    }
+
+    private static async Task UnbindOlderFanoutAsync(IConnection connection, string queue, CancellationToken cancellationToken)
+    {
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: null, cancellationToken: cancellationToken);
-        await channel.ExchangeDeclareAsync(queue, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        await channel.QueueBindAsync(queue, queue, "", cancellationToken: cancellationToken);
+        try
+        {
+            await channel.ExchangeDeclarePassiveAsync(queue, cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound)
+        {
+            return;
+        }
+
         foreach (var exchange in EventExchanges)
         {
-            await channel.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-            await channel.ExchangeBindAsync(queue, exchange, "", cancellationToken: cancellationToken);
+            await channel.ExchangeUnbindAsync(queue, exchange, "", cancellationToken: cancellationToken);
         }
     }
 

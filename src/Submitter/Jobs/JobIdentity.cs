@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 
 using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Submitter.Batches;
 
 namespace MambaSt.Batch.Submitter.Jobs;
 
@@ -60,6 +61,24 @@ public static class JobIdentity
         var slash = rel.LastIndexOf('/');
         var stem = dot > slash + 1 ? rel[..dot] : rel;
         return stem + "." + Extension(format);
+    }
+
+    /// <summary>Refuses (exit 2) jobs of distinct inputs that would write one output, such as <c>a.jpg</c> and
+    /// <c>a.png</c> (or <c>a.JPG</c> and <c>a.jpg</c>) with <c>--format jpeg</c>: one of them would fail for good.</summary>
+    public static void EnsureDistinctOutputs(IEnumerable<JobRecord> jobs, OutputFormat format)
+    {
+        var clashes = jobs.GroupBy(j => j.OutputPath, StringComparer.Ordinal)
+            .Select(g => (Output: g.Key, Inputs: g.Select(j => j.RelativePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList()))
+            .Where(c => c.Inputs.Count > 1)
+            .OrderBy(c => c.Output, StringComparer.Ordinal)
+            .ToList();
+        if (clashes.Count == 0) return;
+        const int shown = 10;
+        var lines = clashes.Take(shown).Select(c => $"{string.Join(", ", c.Inputs.Select(i => $"'{i}'"))} -> '{c.Output}'");
+        var more = clashes.Count > shown ? $"; and {clashes.Count - shown} more" : "";
+        throw new UsageException(
+            $"{clashes.Count} output name{(clashes.Count == 1 ? " is" : "s are")} shared by several inputs (outputs are named <relative path without extension>.{Extension(format)}): "
+            + $"{string.Join("; ", lines)}{more}. Rename or move one of each, or submit them separately");
     }
 
     public static string Extension(OutputFormat format) => format switch

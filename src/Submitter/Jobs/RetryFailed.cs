@@ -13,7 +13,7 @@ public static class RetryFailed
         var failed = state.Jobs.Where(j => state.StatusOf(j.JobId) == JobStatus.Failed).ToList();
         if (failed.Count == 0) return 0;
 
-        await BatchTopology.EnsureWatchQueueAsync(broker, BatchPaths.WatchQueue(batchId), cancellationToken);
+        await BatchTopology.EnsureWatchQueueAsync(broker, batchId, cancellationToken);
         var now = DateTimeOffset.UtcNow;
         var reset = failed.Select(j => new OutcomeRecord { JobId = j.JobId, Status = JobStatus.Pending, Message = "resubmitted by retry-failed", At = now });
         await output.WriteTextAsync(BatchPaths.Events(batchId, BatchPaths.RunId()), JsonLines.Write(reset), cancellationToken);

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 
 using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Storage;
 using MambaSt.Batch.Submitter.Batches;
 using MambaSt.Batch.Submitter.Broker;
 using MambaSt.Batch.Submitter.Storage;
@@ -100,6 +102,8 @@ public sealed class Submission
             jobs.Add(new JobRecord { JobId = jobId, RelativePath = items[i].RelativePath, ContentRef = contentRef, OutputRef = output.RefFor(outputPath), OutputPath = outputPath });
         }
 
+        JobIdentity.EnsureDistinctOutputs(jobs, request.Options.Format);
+
         var info = new BatchInfo
         {
             BatchId = batchId,
@@ -134,7 +138,7 @@ public sealed class Submission
         if (request.DryRun) return result;
 
         var broker = request.Broker ?? throw new UsageException("no broker: pass --broker or set Broker__Url");
-        if (output is BlobArchiveStore blobOutput) await blobOutput.CreateContainerIfMissingAsync(cancellationToken);
+        if (output is BlobArchiveStore blobOutput) await blobOutput.TryCreateContainerAsync(cancellationToken);
         var uploaded = 0;
         if (styleUpload is not null && await output.UploadIfAbsentAsync(styleUpload.Value.Path, styleUpload.Value.LocalFile, cancellationToken)) uploaded++;
         if (uploadInputs)
@@ -153,12 +157,16 @@ public sealed class Submission
         LocalBatchIndex.Remember(batchId, output.Location);
         if (toEnqueue.Count == 0) return result with { Uploaded = uploaded };
 
-        await BatchTopology.EnsureWatchQueueAsync(broker, BatchPaths.WatchQueue(batchId), cancellationToken);
+        await BatchTopology.EnsureWatchQueueAsync(broker, batchId, cancellationToken);
         var enqueued = await EnqueueAsync(output, info, toEnqueue, broker, request.MaxInFlight, Confirmed, cancellationToken);
         return result with { Enqueued = enqueued, Uploaded = uploaded };
     }
 
-    /// <summary>Sends jobs and records each confirmed one in <c>enqueued-&lt;run&gt;.jsonl</c> (every second and at the end, also on cancellation).</summary>
+    /// <summary>
+    /// Sends jobs and records each confirmed one in <c>enqueued-&lt;run&gt;.jsonl</c> (every second and at the end, also on
+    /// cancellation). A failed periodic write is tried again on the next tick; the final write is always attempted,
+    /// and when it fails the error says how many confirmed jobs went unrecorded (exit 3, or the send failure's own code).
+    /// </summary>
     public static async Task<int> EnqueueAsync(IArchiveStore output, BatchInfo info, IReadOnlyList<JobRecord> jobs, BrokerSettings broker,
         int maxInFlight, Action<int>? confirmedCallback, CancellationToken cancellationToken)
     {
@@ -168,35 +176,84 @@ public sealed class Submission
         using var flushStop = new CancellationTokenSource();
         var flushing = Task.Run(async () =>
         {
-            try
+            var written = 0;
+            while (true)
             {
-                while (!flushStop.IsCancellationRequested)
+                try
                 {
                     await Task.Delay(TimeSpan.FromSeconds(1), flushStop.Token);
-                    await output.WriteTextAsync(runFile, JsonLines.Write(confirmed.ToArray()), CancellationToken.None);
                 }
-            }
-            catch (OperationCanceledException)
-            {
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                var snapshot = confirmed.ToArray();
+                if (snapshot.Length == written) continue;
+                try
+                {
+                    await output.WriteTextAsync(runFile, JsonLines.Write(snapshot), CancellationToken.None);
+                    written = snapshot.Length;
+                }
+                catch (Exception)
+                {
+                    // The next tick, or the final write, writes the whole list again.
+                }
             }
         }, CancellationToken.None);
 
         var submittedAt = DateTimeOffset.UtcNow;
+        ExceptionDispatchInfo? sendFailure = null;
+        var sent = 0;
         try
         {
             await using var bus = await JobBus.StartAsync(broker, cancellationToken);
-            return await bus.SendAllAsync(jobs.Select(j => ToMessage(info, j, submittedAt)), maxInFlight, job =>
+            sent = await bus.SendAllAsync(jobs.Select(j => ToMessage(info, j, submittedAt)), maxInFlight, job =>
             {
                 confirmed.Enqueue(new EnqueuedRecord { JobId = job.JobId, At = DateTimeOffset.UtcNow });
                 confirmedCallback?.Invoke(Interlocked.Increment(ref count));
             }, cancellationToken);
         }
-        finally
+        catch (Exception ex)
         {
-            await flushStop.CancelAsync();
-            await flushing;
-            if (!confirmed.IsEmpty) await output.WriteTextAsync(runFile, JsonLines.Write(confirmed.ToArray()), CancellationToken.None);
+            sendFailure = ExceptionDispatchInfo.Capture(ex);
         }
+
+        await flushStop.CancelAsync();
+        await flushing;
+        var records = confirmed.ToArray();
+        Exception? recordFailure = null;
+        if (records.Length > 0)
+        {
+            try
+            {
+                await output.WriteTextAsync(runFile, JsonLines.Write(records), CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                recordFailure = ex;
+            }
+        }
+
+        if (recordFailure is not null)
+        {
+            var unrecorded = $"{records.Length} jobs the broker confirmed could not be recorded in {runFile} under {output.Location}: "
+                + $"{StorageLocation.Redact(recordFailure.Message)}. They are queued and will be processed; a later submit of this batch sends them again "
+                + "(same job ids; the worker does not recompute an output that exists)";
+            if (sendFailure is null) throw new UnreachableException(unrecorded, recordFailure);
+            var first = sendFailure.SourceException;
+            var code = first switch
+            {
+                CliException cli => cli.ExitCode,
+                OperationCanceledException => ExitCodes.Canceled,
+                _ => ExitCodes.Unreachable,
+            };
+            var why = first is OperationCanceledException ? "canceled" : first.GetBaseException().Message;
+            throw new CliException(code, $"sending stopped ({why}), and {unrecorded}", first);
+        }
+
+        sendFailure?.Throw();
+        return sent;
     }
 
     public static StylizeImage ToMessage(BatchInfo info, JobRecord job, DateTimeOffset submittedAt) => new()

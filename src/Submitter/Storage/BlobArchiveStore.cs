@@ -13,6 +13,7 @@ public sealed class BlobArchiveStore : IArchiveStore
     private readonly string _prefix;
     private readonly string _refBase;
     private readonly string _refQuery;
+    private readonly bool _escapeNames;
 
     public BlobArchiveStore(string location, StorageTarget target)
     {
@@ -22,6 +23,7 @@ public sealed class BlobArchiveStore : IArchiveStore
         var query = location.IndexOf('?');
         _refBase = (query < 0 ? location : location[..query]).TrimEnd('/');
         _refQuery = query < 0 ? "" : location[query..];
+        _escapeNames = !location.StartsWith("az://", StringComparison.OrdinalIgnoreCase);
     }
 
     public string Location { get; }
@@ -30,7 +32,30 @@ public sealed class BlobArchiveStore : IArchiveStore
 
     public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken) => _store.CreateContainerIfMissingAsync(cancellationToken);
 
-    public string RefFor(string relativePath) => relativePath.Length == 0 ? _refBase + _refQuery : $"{_refBase}/{relativePath}{_refQuery}";
+    /// <summary>
+    /// Creates the container when the credential may; false when it may not (HTTP 403: a container-scoped SAS,
+    /// <c>sr=c</c>, can never create containers). The container then has to exist already, and when it does not
+    /// the first upload or write fails with the real error.
+    /// </summary>
+    public async Task<bool> TryCreateContainerAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _store.CreateContainerIfMissingAsync(cancellationToken);
+            return true;
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.Forbidden)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>For an http(s) location each path segment is percent-encoded, so a name with '#', '?' or '%'
+    /// parses back to the same blob and the SAS stays the query; <c>az://</c> references carry names as they are.</summary>
+    public string RefFor(string relativePath) => relativePath.Length == 0 ? _refBase + _refQuery : $"{_refBase}/{EscapeForRef(relativePath)}{_refQuery}";
+
+    private string EscapeForRef(string relativePath) =>
+        _escapeNames ? string.Join('/', relativePath.Split('/').Select(Uri.EscapeDataString)) : relativePath;
 
     public async IAsyncEnumerable<ArchiveItem> ListAsync(string relativePrefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
