@@ -23,7 +23,7 @@ public sealed class StylizeImageConsumer(
     ILogger<StylizeImageConsumer> logger) : IConsumer<Batch<StylizeImage>>
 {
     /// <summary>Transport header on every ImageStylized / ImageStylizationFailed: the job's BatchId.</summary>
-    public const string BatchIdHeader = "mambast-batch-id";
+    public const string BatchIdHeader = EventHeaders.BatchId;
 
     public async Task Consume(ConsumeContext<Batch<StylizeImage>> context)
     {

@@ -184,21 +184,6 @@ public class BatchFlowTests(LocalServices services)
 
     private IHost RealWorker(string queue, string root) => RealWorker(services, queue, root, null);
 
-    /// <summary>
-    /// Puts the batch id header on the events, as the worker does from d110f73 on main (StylizeImageConsumer.BatchIdHeader);
-    /// this branch's src/Processing predates it. Setting it twice, once merged, is harmless.
-    /// </summary>
-    private static void WithBatchIdHeader(PublishContext context)
-    {
-        var batchId = context switch
-        {
-            PublishContext<ImageStylized> done => done.Message.BatchId,
-            PublishContext<ImageStylizationFailed> failed => failed.Message.BatchId,
-            _ => null,
-        };
-        if (batchId is not null) context.Headers.Set(BatchTopology.BatchIdHeader, batchId);
-    }
-
     /// <summary>The worker's pipeline and consumer (src/Processing) on RabbitMQ with the golden tiny model.</summary>
     internal static IHost RealWorker(LocalServices services, string queue, string root, string? blobConnection)
     {
@@ -219,7 +204,6 @@ public class BatchFlowTests(LocalServices services)
             x.UsingRabbitMq((ctx, cfg) =>
             {
                 cfg.Host(services.RabbitMqUri);
-                cfg.ConfigurePublish(p => p.UseExecute(WithBatchIdHeader));
                 cfg.ConfigureEndpoints(ctx);
             });
         });

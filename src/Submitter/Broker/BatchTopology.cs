@@ -19,7 +19,7 @@ public static class BatchTopology
 {
     /// <summary>Transport header the worker puts on every ImageStylized / ImageStylizationFailed: the message's
     /// BatchId (the worker's <c>StylizeImageConsumer.BatchIdHeader</c>).</summary>
-    public const string BatchIdHeader = "mambast-batch-id";
+    public const string BatchIdHeader = EventHeaders.BatchId;
 
     /// <summary>The headers exchange between the event exchanges and the batch queues.</summary>
     public const string BatchEventsExchange = "mambast-batch-events";
