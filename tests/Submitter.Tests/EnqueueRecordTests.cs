@@ -22,7 +22,7 @@ public class EnqueueRecordTests(LocalServices services)
     {
         var ct = TestContext.Current.CancellationToken;
         using var dir = new TempDir();
-        var store = new FailingEnqueuedWrites(new LocalArchiveStore(dir.Root), failures: 1);
+        var store = FailingWritesStore.EnqueuedRecord(new LocalArchiveStore(dir.Root), failures: 1);
         var (info, jobs, broker) = Batch();
         try
         {
@@ -48,7 +48,7 @@ public class EnqueueRecordTests(LocalServices services)
     {
         var ct = TestContext.Current.CancellationToken;
         using var dir = new TempDir();
-        var store = new FailingEnqueuedWrites(new LocalArchiveStore(dir.Root), failures: int.MaxValue);
+        var store = FailingWritesStore.EnqueuedRecord(new LocalArchiveStore(dir.Root), failures: int.MaxValue);
         var (info, jobs, broker) = Batch();
         try
         {
@@ -56,7 +56,7 @@ public class EnqueueRecordTests(LocalServices services)
 
             error.ExitCode.ShouldBe(ExitCodes.Unreachable);
             error.Message.ShouldContain($"{JobCount} jobs the broker confirmed could not be recorded in {BatchPaths.Folder(info.BatchId)}enqueued-");
-            error.Message.ShouldContain("disk full");
+            error.Message.ShouldContain("storage outage");
             (await BatchTopology.CountMessagesAsync(broker, broker.Queue, ct)).ShouldBe((uint)JobCount);
         }
         finally
@@ -78,43 +78,5 @@ public class EnqueueRecordTests(LocalServices services)
             JobId = Guid.NewGuid(), RelativePath = $"img{i}.png", ContentRef = $"in/img{i}.png", OutputRef = $"out/img{i}.jpg", OutputPath = $"img{i}.jpg",
         }).ToList();
         return (info, jobs, new BrokerSettings { Url = services.RabbitMqUri, Queue = queue });
-    }
-
-    /// <summary>The real store, except that the first <c>failures</c> writes of an enqueued-* file throw.</summary>
-    private sealed class FailingEnqueuedWrites(IArchiveStore inner, int failures) : IArchiveStore
-    {
-        private int _attempts;
-        private int _failed;
-
-        public int Attempts => Volatile.Read(ref _attempts);
-
-        public int Failed => Volatile.Read(ref _failed);
-
-        public string Location => inner.Location;
-
-        public bool IsLocal => inner.IsLocal;
-
-        public string RefFor(string relativePath) => inner.RefFor(relativePath);
-
-        public IAsyncEnumerable<ArchiveItem> ListAsync(string relativePrefix, CancellationToken cancellationToken) => inner.ListAsync(relativePrefix, cancellationToken);
-
-        public Task<string> IdentifyAsync(ArchiveItem item, CancellationToken cancellationToken) => inner.IdentifyAsync(item, cancellationToken);
-
-        public Task<bool> ExistsAsync(string relativePath, CancellationToken cancellationToken) => inner.ExistsAsync(relativePath, cancellationToken);
-
-        public Task<string?> ReadTextAsync(string relativePath, CancellationToken cancellationToken) => inner.ReadTextAsync(relativePath, cancellationToken);
-
-        public Task WriteTextAsync(string relativePath, string text, CancellationToken cancellationToken)
-        {
-            if (relativePath.Contains("/enqueued-", StringComparison.Ordinal) && Interlocked.Increment(ref _attempts) <= failures)
-            {
-                Interlocked.Increment(ref _failed);
-                throw new IOException($"disk full while writing {relativePath}");
-            }
-
-            return inner.WriteTextAsync(relativePath, text, cancellationToken);
-        }
-
-        public Task<bool> UploadIfAbsentAsync(string relativePath, string localFile, CancellationToken cancellationToken) => inner.UploadIfAbsentAsync(relativePath, localFile, cancellationToken);
     }
 }

@@ -55,7 +55,7 @@ public class WatchDurabilityTests(LocalServices services)
             }
 
             var real = ArchiveStores.Open(dir.Path("out"));
-            var outage = new WritesFail(real);
+            var outage = new FailingWritesStore(real, _ => true);
             var first = () => new BatchWatch(QuietConsole()).RunAsync(outage, batchId, broker, keepQueue: false, ct);
             var error = await Should.ThrowAsync<IOException>(first);
             error.Message.ShouldContain("storage outage");
@@ -76,34 +76,4 @@ public class WatchDurabilityTests(LocalServices services)
 
     private static IAnsiConsole QuietConsole() =>
         AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null), Interactive = InteractionSupport.No });
-
-    /// <summary>The real store, except that writing a file always fails.</summary>
-    private sealed class WritesFail(IArchiveStore inner) : IArchiveStore
-    {
-        private int _attempts;
-
-        public int Attempts => Volatile.Read(ref _attempts);
-
-        public string Location => inner.Location;
-
-        public bool IsLocal => inner.IsLocal;
-
-        public string RefFor(string relativePath) => inner.RefFor(relativePath);
-
-        public IAsyncEnumerable<ArchiveItem> ListAsync(string relativePrefix, CancellationToken cancellationToken) => inner.ListAsync(relativePrefix, cancellationToken);
-
-        public Task<string> IdentifyAsync(ArchiveItem item, CancellationToken cancellationToken) => inner.IdentifyAsync(item, cancellationToken);
-
-        public Task<bool> ExistsAsync(string relativePath, CancellationToken cancellationToken) => inner.ExistsAsync(relativePath, cancellationToken);
-
-        public Task<string?> ReadTextAsync(string relativePath, CancellationToken cancellationToken) => inner.ReadTextAsync(relativePath, cancellationToken);
-
-        public Task WriteTextAsync(string relativePath, string text, CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref _attempts);
-            throw new IOException($"storage outage while writing {relativePath}");
-        }
-
-        public Task<bool> UploadIfAbsentAsync(string relativePath, string localFile, CancellationToken cancellationToken) => inner.UploadIfAbsentAsync(relativePath, localFile, cancellationToken);
-    }
 }
