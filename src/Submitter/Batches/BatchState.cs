@@ -90,13 +90,20 @@ public static class LocalBatchIndex
         }
     }
 
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Records the output location as given, SAS included (watch, report and retry-failed need it), in a file only its owner may read.</summary>
     public static void Remember(string batchId, string output)
     {
         try
         {
             var dir = Path.Combine(Directory, "batches");
             System.IO.Directory.CreateDirectory(dir);
-            File.WriteAllText(Path.Combine(dir, batchId + ".txt"), output);
+            var file = Path.Combine(dir, batchId + ".txt");
+            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
+            using (var writer = new StreamWriter(file, options)) writer.Write(output);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, OwnerOnly); // a file an older version wrote
         }
         catch (IOException)
         {
