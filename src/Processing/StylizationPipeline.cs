@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using MambaSt.Batch.Contracts;
 using MambaSt.Batch.Processing.Ports;
+using MambaSt.Batch.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -115,13 +116,13 @@ public sealed class StylizationPipeline(
             s.Height = OutputMetadata.GetInt(existing.Metadata, OutputMetadata.Height);
             s.Done = true;
             logger.LogInformation("Job {JobId} of batch {BatchId}: output {OutputRef} already exists for this job and model; not computed again",
-                s.Job.JobId, s.Job.BatchId, s.Job.OutputRef);
+                s.Job.JobId, s.Job.BatchId, StorageLocation.RedactSecrets(s.Job.OutputRef));
             return;
         }
 
         var owner = OutputMetadata.Get(existing.Metadata, OutputMetadata.JobId) ?? "unknown";
         s.Fail(new JobFailedException(StylizationErrorCode.StorageUnavailable, false,
-            $"output {s.Job.OutputRef} already exists and was written by job {owner} (model {OutputMetadata.Get(existing.Metadata, OutputMetadata.ModelVersion) ?? "unknown"}); refusing to overwrite"));
+            $"output {StorageLocation.RedactSecrets(s.Job.OutputRef)} already exists and was written by job {owner} (model {OutputMetadata.Get(existing.Metadata, OutputMetadata.ModelVersion) ?? "unknown"}); refusing to overwrite"));
     }
 
     private async Task EncodeStylesAsync(JobState[] pending, CancellationToken ct)
@@ -201,7 +202,7 @@ public sealed class StylizationPipeline(
             var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
             if (existing is null)
             {
-                throw new JobFailedException(StylizationErrorCode.StorageUnavailable, true, $"output {s.Job.OutputRef} was reported present, then absent");
+                throw new JobFailedException(StylizationErrorCode.StorageUnavailable, true, $"output {StorageLocation.RedactSecrets(s.Job.OutputRef)} was reported present, then absent");
             }
 
             ReuseOrRefuse(s, existing);

@@ -1,4 +1,5 @@
 using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Storage;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -58,7 +59,7 @@ public sealed class StylizeImageConsumer(
             {
                 await jobs[i].Publish(completed, WithBatchHeader<ImageStylized>(completed.BatchId), context.CancellationToken);
                 logger.LogInformation("Job {JobId} of batch {BatchId} done: {OutputRef} ({Width}x{Height}, {TotalMs:F0} ms{Reused})",
-                    completed.JobId, completed.BatchId, completed.OutputRef, completed.Width, completed.Height, completed.Timings.TotalMs,
+                    completed.JobId, completed.BatchId, StorageLocation.RedactSecrets(completed.OutputRef), completed.Width, completed.Height, completed.Timings.TotalMs,
                     completed.Reused ? ", reused" : "");
             }
         }
@@ -87,7 +88,7 @@ public sealed class StylizeImageConsumer(
             JobId = message.Message.JobId,
             BatchId = message.Message.BatchId,
             ErrorCode = failure.Code,
-            Message = failure.Message,
+            Message = StorageLocation.RedactSecrets(failure.Message),
             AttemptCount = attempts,
             Transient = failure.Transient,
             WorkerId = options.Value.WorkerId,
@@ -95,6 +96,6 @@ public sealed class StylizeImageConsumer(
             FailedAt = DateTimeOffset.UtcNow,
         }, WithBatchHeader<ImageStylizationFailed>(message.Message.BatchId), ct);
         logger.LogWarning("Job {JobId} of batch {BatchId} failed after {Attempts} attempt(s): {ErrorCode}: {Message}",
-            message.Message.JobId, message.Message.BatchId, attempts, failure.Code, failure.Message);
+            message.Message.JobId, message.Message.BatchId, attempts, failure.Code, StorageLocation.RedactSecrets(failure.Message));
     }
 }

@@ -171,13 +171,12 @@ public sealed partial class StorageLocation
     private static StorageException Invalid(string location, string why) =>
         new(StorageErrorKind.InvalidName, $"Invalid storage location '{Redact(location)}': {why}.");
 
-    /// <summary>Replaces SAS signatures and keys in text meant for logs and messages.</summary>
-    public static string Redact(string? text)
-    {
-        if (string.IsNullOrEmpty(text)) return "";
-        var redacted = SecretPattern().Replace(text, m => $"{m.Groups[1].Value}=<redacted>");
-        return BlobName.Printable(redacted);
-    }
+    /// <summary>Replaces SAS signatures and keys in text meant for logs and messages (control characters escaped, at most 200 characters).</summary>
+    public static string Redact(string? text) => BlobName.Printable(RedactSecrets(text));
+
+    /// <summary>Replaces SAS signatures and keys (<c>sig=</c>, <c>AccountKey=</c>, <c>SharedAccessSignature=</c>) with <c>&lt;redacted&gt;</c>; the rest of the text is kept whole.</summary>
+    public static string RedactSecrets(string? text) =>
+        string.IsNullOrEmpty(text) ? "" : SecretPattern().Replace(text, m => $"{m.Groups[1].Value}=<redacted>");
 
     [GeneratedRegex(@"^[a-zA-Z][a-zA-Z0-9+.\-]*://")]
     private static partial Regex SchemePattern();

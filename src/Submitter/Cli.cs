@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Help;
 
 using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Storage;
 using MambaSt.Batch.Submitter.Batches;
 using MambaSt.Batch.Submitter.Broker;
 using MambaSt.Batch.Submitter.Jobs;
@@ -51,7 +52,7 @@ public sealed class Cli
         var verbose = parse.GetValue(_verbose);
         if (parse.Errors.Count > 0 && parse.Action is not HelpAction)
         {
-            foreach (var error in parse.Errors) await _error.WriteLineAsync($"error: {error.Message}");
+            foreach (var error in parse.Errors) await _error.WriteLineAsync($"error: {Shown(error.Message)}");
             await _error.WriteLineAsync("Run 'mambast --help' or 'mambast <command> --help' for usage.");
             return ExitCodes.UsageError;
         }
@@ -63,8 +64,8 @@ public sealed class Cli
         }
         catch (CliException ex)
         {
-            await _error.WriteLineAsync($"error: {ex.Message}");
-            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            await _error.WriteLineAsync($"error: {Shown(ex.Message)}");
+            if (verbose) await _error.WriteLineAsync(Shown(ex.ToString()));
             return ex.ExitCode;
         }
         catch (OperationCanceledException)
@@ -74,24 +75,30 @@ public sealed class Cli
         }
         catch (MambaSt.Batch.Storage.StorageException ex)
         {
-            await _error.WriteLineAsync($"error: storage: {ex.Message}");
-            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            await _error.WriteLineAsync($"error: storage: {Shown(ex.Message)}");
+            if (verbose) await _error.WriteLineAsync(Shown(ex.ToString()));
             return ex.Kind is MambaSt.Batch.Storage.StorageErrorKind.NotFound or MambaSt.Batch.Storage.StorageErrorKind.InvalidName
                 or MambaSt.Batch.Storage.StorageErrorKind.NotConfigured ? ExitCodes.UsageError : ExitCodes.Unreachable;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await _error.WriteLineAsync($"error: storage: {ex.Message}");
-            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            await _error.WriteLineAsync($"error: storage: {Shown(ex.Message)}");
+            if (verbose) await _error.WriteLineAsync(Shown(ex.ToString()));
             return ExitCodes.Unreachable;
         }
         catch (Exception ex)
         {
-            await _error.WriteLineAsync($"error: {ex.GetBaseException().Message}{(verbose ? "" : " (run with --verbose for details)")}");
-            if (verbose) await _error.WriteLineAsync(ex.ToString());
+            await _error.WriteLineAsync($"error: {Shown(ex.GetBaseException().Message)}{(verbose ? "" : " (run with --verbose for details)")}");
+            if (verbose) await _error.WriteLineAsync(Shown(ex.ToString()));
             return ExitCodes.Unreachable;
         }
     }
+
+    /// <summary>
+    /// Text as it may be printed: a SAS signature or account key in it (a location, a reference, an error message) is
+    /// replaced. The batch records keep the SAS, since the jobs are sent again with it; nothing prints it.
+    /// </summary>
+    internal static string Shown(string text) => StorageLocation.RedactSecrets(text);
 
     internal InvocationConfiguration InvocationSettings() => new()
     {
@@ -187,7 +194,7 @@ public sealed class Cli
             if (dry)
             {
                 var table = new Table().AddColumns("job id", "content", "output");
-                foreach (var job in result.ToEnqueue) table.AddRow(Markup.Escape(job.JobId.ToString()), Markup.Escape(job.ContentRef), Markup.Escape(job.OutputRef));
+                foreach (var job in result.ToEnqueue) table.AddRow(Markup.Escape(job.JobId.ToString()), Markup.Escape(Shown(job.ContentRef)), Markup.Escape(Shown(job.OutputRef)));
                 _console.Write(table);
             }
 
@@ -212,7 +219,7 @@ public sealed class Cli
             var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
             var broker = BrokerSettings.Resolve(parse.GetValue(_broker), null);
             var result = await new BatchWatch(_console).RunAsync(output, batch, broker, parse.GetValue(keepQueue), ct);
-            _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {result.Done} done, {result.Failed} failed, {result.Pending} pending of {result.Total}; outputs under {output.Location}");
+            _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {result.Done} done, {result.Failed} failed, {result.Pending} pending of {result.Total}; outputs under {Shown(output.Location)}");
             if (result.Failed > 0) _console.MarkupLineInterpolated($"details: mambast report --batch-id {batch}; resubmit: mambast retry-failed --batch-id {batch}");
             if (!result.Completed) return ExitCodes.Canceled;
             return result.Failed > 0 ? ExitCodes.JobsFailed : ExitCodes.Success;
@@ -263,7 +270,7 @@ public sealed class Cli
             Submission.ValidateBatchId(batch);
             var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
             var broker = BrokerSettings.Resolve(parse.GetValue(_broker), parse.GetValue(_queue));
-            var count = await RetryFailed.RunAsync(output, batch, broker, parse.GetValue(_maxInFlight), ct);
+            var count = await RetryFailed.RunAsync(output, batch, broker, parse.GetValue(_maxInFlight), null, ct);
             _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {count} failed jobs sent again; follow with: mambast watch --batch-id {batch}");
             return ExitCodes.Success;
         });

@@ -98,3 +98,26 @@ internal sealed class FakeModel : IStyleTransfer
 
     private sealed class Handle : StyleHandle;
 }
+
+/// <summary>Keeps every log line written through it, formatted, with its exception's message.</summary>
+internal sealed class LogCapture : Microsoft.Extensions.Logging.ILoggerProvider
+{
+    public ConcurrentQueue<string> Lines { get; } = new();
+
+    public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger(this);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(LogCapture capture) : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            capture.Lines.Enqueue(formatter(state, exception) + (exception is null ? "" : " " + exception.Message));
+    }
+}

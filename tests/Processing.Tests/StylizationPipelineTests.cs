@@ -1,5 +1,5 @@
 using MambaSt.Batch.Contracts;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace MambaSt.Batch.Processing.Tests;
@@ -10,11 +10,13 @@ public class StylizationPipelineTests
     private readonly FakeModel _model = new();
     private readonly StylizationMetrics _metrics = new();
 
+    private readonly LogCapture _logs = new();
+
     private StylizationPipeline Pipeline(Action<WorkerOptions>? configure = null)
     {
         var options = new WorkerOptions { ImmediateRetries = 2, ImmediateRetryDelayMs = 1, WorkerId = "test-worker" };
         configure?.Invoke(options);
-        return new StylizationPipeline(_storage, new FakeCodec(), _model, _metrics, Options.Create(options), NullLogger<StylizationPipeline>.Instance);
+        return new StylizationPipeline(_storage, new FakeCodec(), _model, _metrics, Options.Create(options), new Logger<StylizationPipeline>(new LoggerFactory([_logs])));
     }
 
     private static StylizeImage Job(string name, string style = "styles/a", OutputFormat format = OutputFormat.Png) => new()
@@ -99,6 +101,25 @@ public class StylizationPipelineTests
         outcome.Failure.Transient.ShouldBeFalse();
         outcome.Failure.Message.ShouldContain("refusing to overwrite");
         _storage.Outputs["out/1"].Data.ShouldBe(before);
+    }
+
+    [Fact]
+    public async Task A_sas_signature_in_an_output_reference_is_neither_logged_nor_put_in_a_failure_message()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        var job = Job("1") with { OutputRef = "https://account.blob.core.windows.net/c/out/1.png?sv=2021-08-06&sr=c&sig=SECRET%2Bvalue" };
+        await Pipeline().RunAsync([job], TestContext.Current.CancellationToken);
+        var again = (await Pipeline().RunAsync([job], TestContext.Current.CancellationToken))[0];
+        var other = (await Pipeline().RunAsync([job with { Options = new StylizeOptions { Seed = 99 } }], TestContext.Current.CancellationToken))[0];
+
+        _storage.Outputs.Keys.ShouldBe([job.OutputRef]);
+        again.Completed!.Reused.ShouldBeTrue();
+        again.Completed.OutputRef.ShouldBe(job.OutputRef);
+        other.Failure!.Message.ShouldContain("refusing to overwrite");
+        other.Failure.Message.ShouldContain("sig=<redacted>");
+        _logs.Lines.ShouldContain(l => l.Contains("already exists for this job"));
+        foreach (var text in _logs.Lines.Append(other.Failure.Message)) text.ShouldNotContain("SECRET");
     }
 
     [Fact]

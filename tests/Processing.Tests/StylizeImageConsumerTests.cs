@@ -3,7 +3,6 @@ using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace MambaSt.Batch.Processing.Tests;
@@ -16,6 +15,7 @@ public class StylizeImageConsumerTests
 
     private readonly FakeStorage _storage = new();
     private readonly FakeModel _model = new();
+    private readonly LogCapture _logs = new();
 
     private static StylizeImage Job(Guid id, string output, string batch = "batch-1") => new()
     {
@@ -33,12 +33,12 @@ public class StylizeImageConsumerTests
         _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
         var options = Options.Create(new WorkerOptions { ImmediateRetries = 0, WorkerId = "test-worker" });
         var provider = new ServiceCollection()
-            .AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance)
-            .AddSingleton(typeof(ILogger<>), typeof(NullLogger<>))
+            .AddSingleton<ILoggerFactory>(new LoggerFactory([_logs]))
+            .AddSingleton(typeof(ILogger<>), typeof(Logger<>))
             .AddSingleton(options)
             .AddSingleton(new StylizationMetrics())
             .AddSingleton(sp => new StylizationPipeline(_storage, new FakeCodec(), _model, sp.GetRequiredService<StylizationMetrics>(),
-                options, NullLogger<StylizationPipeline>.Instance))
+                options, sp.GetRequiredService<ILogger<StylizationPipeline>>()))
             .AddSingleton(redelivery)
             .AddMassTransitTestHarness(x => x.AddConsumer<StylizeImageConsumer>(c =>
                 c.Options<BatchOptions>(b => b.SetMessageLimit(16).SetTimeLimit(TimeSpan.FromMilliseconds(500)))))
@@ -89,6 +89,23 @@ public class StylizeImageConsumerTests
         var failed = harness.Published.Select<ImageStylizationFailed>(Ct).Single().Context;
         failed.Headers.Get<string>(StylizeImageConsumer.BatchIdHeader).ShouldBe("batch-bad");
         failed.Message.ErrorCode.ShouldBe(StylizationErrorCode.NotFound);
+    }
+
+    [Fact]
+    public async Task A_sas_signature_in_an_output_reference_stays_in_the_done_event_and_is_neither_logged_nor_put_in_a_failure_event()
+    {
+        const string sas = "?sv=2021-08-06&sr=c&sig=SECRET%2Bvalue";
+        var ok = Job(Guid.NewGuid(), "https://account.blob.core.windows.net/c/out/a.png" + sas);
+        var taken = Job(Guid.NewGuid(), "https://account.blob.core.windows.net/c/out/b.png" + sas);
+        _storage.Outputs[taken.OutputRef] = ([1, 2, 3], new Dictionary<string, string>());
+
+        var harness = await Run(new NoRedelivery(), ok, taken);
+
+        harness.Published.Select<ImageStylized>(Ct).Single().Context.Message.OutputRef.ShouldBe(ok.OutputRef);
+        var failed = harness.Published.Select<ImageStylizationFailed>(Ct).Single().Context.Message;
+        failed.Message.ShouldContain("refusing to overwrite");
+        _logs.Lines.ShouldContain(l => l.Contains("done:"));
+        foreach (var text in _logs.Lines.Append(failed.Message)) text.ShouldNotContain("SECRET");
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public class EnqueueRecordTests(LocalServices services)
         try
         {
             // The first confirm waits past the 1 s flush tick, so the failing write is a periodic one.
-            var sent = await Submission.EnqueueAsync(store, info, jobs, broker, maxInFlight: 1, n => { if (n == 1) Thread.Sleep(1500); }, ct);
+            var sent = await Submission.EnqueueAsync(store, info, jobs, broker, maxInFlight: 1, null, n => { if (n == 1) Thread.Sleep(1500); }, ct);
 
             sent.ShouldBe(JobCount);
             store.Failed.ShouldBe(1);
@@ -52,7 +52,7 @@ public class EnqueueRecordTests(LocalServices services)
         var (info, jobs, broker) = Batch();
         try
         {
-            var error = await Should.ThrowAsync<UnreachableException>(() => Submission.EnqueueAsync(store, info, jobs, broker, maxInFlight: 8, null, ct));
+            var error = await Should.ThrowAsync<UnreachableException>(() => Submission.EnqueueAsync(store, info, jobs, broker, maxInFlight: 8, null, null, ct));
 
             error.ExitCode.ShouldBe(ExitCodes.Unreachable);
             error.Message.ShouldContain($"{JobCount} jobs the broker confirmed could not be recorded in {BatchPaths.Folder(info.BatchId)}enqueued-");

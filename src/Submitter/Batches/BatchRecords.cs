@@ -60,6 +60,9 @@ public sealed record EnqueuedRecord
     public required Guid JobId { get; init; }
 
     public DateTimeOffset At { get; init; }
+
+    /// <summary><c>retry-failed</c>: the time stamp of the failure this send retries; the job is pending again (see <see cref="OutcomeRecord.RetryOf"/>).</summary>
+    public DateTimeOffset? RetryOf { get; init; }
 }
 
 public enum JobStatus
@@ -89,6 +92,13 @@ public sealed record OutcomeRecord
     public string? WorkerId { get; init; }
 
     public DateTimeOffset At { get; init; }
+
+    /// <summary>
+    /// Set on the pending outcome of a job that <c>retry-failed</c> sent again: the <see cref="At"/> of the failure it
+    /// retried. It outranks that failure and earlier ones, and any later failure outranks it; the worker's time stamps
+    /// are compared with each other only, never with the submitter's clock.
+    /// </summary>
+    public DateTimeOffset? RetryOf { get; init; }
 
     public static OutcomeRecord From(ImageStylized e) => new()
     {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
+using MambaSt.Batch.Storage;
 using MambaSt.Batch.Submitter.Storage;
 
 namespace MambaSt.Batch.Submitter.Batches;
@@ -38,7 +39,10 @@ public sealed record ReportRow
 
 public static class BatchReport
 {
-    /// <summary>One row per job of the batch; jobs without an event whose output exists count as done.</summary>
+    /// <summary>
+    /// One row per job of the batch; jobs without an event whose output exists count as done. References and
+    /// messages are shown without SAS signatures (the records keep them).
+    /// </summary>
     public static async Task<IReadOnlyList<ReportRow>> BuildAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken)
     {
         var state = await BatchState.LoadAsync(output, batchId, cancellationToken);
@@ -53,9 +57,9 @@ public static class BatchReport
             {
                 JobId = job.JobId,
                 RelativePath = job.RelativePath,
-                ContentRef = job.ContentRef,
+                ContentRef = StorageLocation.RedactSecrets(job.ContentRef),
                 Status = status,
-                OutputRef = o?.OutputRef ?? job.OutputRef,
+                OutputRef = StorageLocation.RedactSecrets(o?.OutputRef ?? job.OutputRef),
                 Enqueued = state.Enqueued.Contains(job.JobId),
                 CompletedAt = o is { Status: not JobStatus.Pending } ? o.At : null,
                 TotalMs = o?.Timings?.TotalMs,
@@ -63,7 +67,7 @@ public static class BatchReport
                 InferenceMs = o?.Timings?.InferenceMs,
                 WorkerId = o?.WorkerId,
                 ErrorCode = status == JobStatus.Failed ? o?.ErrorCode?.ToString() : null,
-                ErrorMessage = status == JobStatus.Failed ? o?.Message : null,
+                ErrorMessage = status == JobStatus.Failed ? StorageLocation.RedactSecrets(o?.Message) : null,
             };
         });
         return rows;

@@ -18,14 +18,26 @@ public sealed class BatchState
 
     public JobStatus StatusOf(Guid jobId) => Outcomes.TryGetValue(jobId, out var o) ? o.Status : JobStatus.Pending;
 
+    /// <summary>
+    /// Adds a record to the outcomes; the result does not depend on the order records are merged in. A success wins;
+    /// otherwise the latest record wins, a retry ranking just after the failure it retried (<see cref="OutcomeRecord.RetryOf"/>).
+    /// </summary>
     public static void Merge(Dictionary<Guid, OutcomeRecord> outcomes, OutcomeRecord record)
     {
         if (!outcomes.TryGetValue(record.JobId, out var existing)
-            || (existing.Status != JobStatus.Done && (record.Status == JobStatus.Done || record.At >= existing.At)))
+            || (existing.Status != JobStatus.Done && (record.Status == JobStatus.Done || Rank(record).CompareTo(Rank(existing)) >= 0)))
         {
             outcomes[record.JobId] = record;
         }
     }
+
+    private static (DateTimeOffset At, int Retry) Rank(OutcomeRecord record) => record.RetryOf is { } failedAt ? (failedAt, 1) : (record.At, 0);
+
+    /// <summary>The pending outcome that a confirmed send of <c>retry-failed</c> stands for.</summary>
+    public static OutcomeRecord Retried(EnqueuedRecord sent, DateTimeOffset failedAt) => new()
+    {
+        JobId = sent.JobId, Status = JobStatus.Pending, Message = "resubmitted by retry-failed", At = sent.At, RetryOf = failedAt,
+    };
 
     public static async Task<BatchState> LoadAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken)
     {
@@ -41,7 +53,11 @@ public sealed class BatchState
             var name = item.RelativePath[(item.RelativePath.LastIndexOf('/') + 1)..];
             if (name.StartsWith("enqueued-", StringComparison.Ordinal))
             {
-                foreach (var e in JsonLines.Read<EnqueuedRecord>(await output.ReadTextAsync(item.RelativePath, cancellationToken))) enqueued.Add(e.JobId);
+                foreach (var e in JsonLines.Read<EnqueuedRecord>(await output.ReadTextAsync(item.RelativePath, cancellationToken)))
+                {
+                    enqueued.Add(e.JobId);
+                    if (e.RetryOf is { } failedAt) Merge(outcomes, Retried(e, failedAt));
+                }
             }
             else if (name.StartsWith("events-", StringComparison.Ordinal))
             {
@@ -74,13 +90,20 @@ public static class LocalBatchIndex
         }
     }
 
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Records the output location as given, SAS included (watch, report and retry-failed need it), in a file only its owner may read.</summary>
     public static void Remember(string batchId, string output)
     {
         try
         {
             var dir = Path.Combine(Directory, "batches");
             System.IO.Directory.CreateDirectory(dir);
-            File.WriteAllText(Path.Combine(dir, batchId + ".txt"), output);
+            var file = Path.Combine(dir, batchId + ".txt");
+            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
+            using (var writer = new StreamWriter(file, options)) writer.Write(output);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, OwnerOnly); // a file an older version wrote
         }
         catch (IOException)
         {

@@ -158,17 +158,18 @@ public sealed class Submission
         if (toEnqueue.Count == 0) return result with { Uploaded = uploaded };
 
         await BatchTopology.EnsureWatchQueueAsync(broker, batchId, cancellationToken);
-        var enqueued = await EnqueueAsync(output, info, toEnqueue, broker, request.MaxInFlight, Confirmed, cancellationToken);
+        var enqueued = await EnqueueAsync(output, info, toEnqueue, broker, request.MaxInFlight, null, Confirmed, cancellationToken);
         return result with { Enqueued = enqueued, Uploaded = uploaded };
     }
 
     /// <summary>
     /// Sends jobs and records each confirmed one in <c>enqueued-&lt;run&gt;.jsonl</c> (every second and at the end, also on
-    /// cancellation). A failed periodic write is tried again on the next tick; the final write is always attempted,
+    /// cancellation); with <paramref name="retries"/> (job id to the time stamp of the failure it retries) each line
+    /// also makes its job pending again. A failed periodic write is tried again on the next tick; the final write is always attempted,
     /// and when it fails the error says how many confirmed jobs went unrecorded (exit 3, or the send failure's own code).
     /// </summary>
     public static async Task<int> EnqueueAsync(IArchiveStore output, BatchInfo info, IReadOnlyList<JobRecord> jobs, BrokerSettings broker,
-        int maxInFlight, Action<int>? confirmedCallback, CancellationToken cancellationToken)
+        int maxInFlight, IReadOnlyDictionary<Guid, DateTimeOffset>? retries, Action<int>? confirmedCallback, CancellationToken cancellationToken)
     {
         var runFile = BatchPaths.Enqueued(info.BatchId, BatchPaths.RunId());
         var confirmed = new ConcurrentQueue<EnqueuedRecord>();
@@ -210,7 +211,10 @@ public sealed class Submission
             await using var bus = await JobBus.StartAsync(broker, cancellationToken);
             sent = await bus.SendAllAsync(jobs.Select(j => ToMessage(info, j, submittedAt)), maxInFlight, job =>
             {
-                confirmed.Enqueue(new EnqueuedRecord { JobId = job.JobId, At = DateTimeOffset.UtcNow });
+                confirmed.Enqueue(new EnqueuedRecord
+                {
+                    JobId = job.JobId, At = DateTimeOffset.UtcNow, RetryOf = retries is not null && retries.TryGetValue(job.JobId, out var failedAt) ? failedAt : null,
+                });
                 confirmedCallback?.Invoke(Interlocked.Increment(ref count));
             }, cancellationToken);
         }
