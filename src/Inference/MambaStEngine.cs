@@ -73,7 +73,8 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
         catch (CudaSessionFailure failure)
         {
             throw new InferenceException(StylizationErrorCode.ModelError,
-                $"{failure.InnerException!.Message} (execution provider Cuda; set Inference:CudaFallback=Cpu to run on the CPU instead)",
+                $"{failure.InnerException!.Message} (with the CUDA execution provider; if the cause is the GPU, not the model, " +
+                "Inference:CudaFallback=Cpu runs on the CPU instead)",
                 failure.InnerException);
         }
     }

@@ -254,6 +254,16 @@ public class StylizationPipelineTests
     }
 
     [Fact]
+    public void The_engines_own_checks_and_bad_images_are_permanent_failures()
+    {
+        var shape = Adapters.EngineStyleTransfer.ToJobFailure(new Inference.InferenceException(StylizationErrorCode.ModelError,
+            "stylizer.onnx returned shape [1, 3, 8, 8]; expected [1, 3, 16, 16]."));
+        shape.Code.ShouldBe(StylizationErrorCode.ModelError);
+        shape.Transient.ShouldBeFalse();
+        Adapters.EngineStyleTransfer.ToJobFailure(new Inference.InferenceException(StylizationErrorCode.InvalidImage, "content is 4 px")).Transient.ShouldBeFalse();
+    }
+
+    [Fact]
     public void Options_hash_changes_with_every_option()
     {
         var a = new StylizeOptions();

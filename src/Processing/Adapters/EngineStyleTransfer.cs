@@ -52,11 +52,15 @@ internal sealed class EngineStyleTransfer(IStyleEncoder encoder, IStylizer styli
         }
         catch (InferenceException e)
         {
-            // A run failure (e.g. the GPU arena could not grow) may pass on another try or another
-            // worker: bounded redeliveries. Bad images stay permanent.
-            throw new JobFailedException(e.Code, e.Code == StylizationErrorCode.ModelError, e.Message, e);
+            throw ToJobFailure(e);
         }
     }
+
+    /// <summary>ONNX Runtime failing a run (e.g. the GPU arena could not grow) may pass on another try or another
+    /// worker: transient (bounded redeliveries). Bad images and the engine's own checks (a wrong output shape)
+    /// fail the same way every time: permanent.</summary>
+    internal static JobFailedException ToJobFailure(InferenceException e) =>
+        new(e.Code, e.InnerException is Microsoft.ML.OnnxRuntime.OnnxRuntimeException, e.Message, e);
 
     private sealed class Handle(StyleEncoding encoding) : StyleHandle
     {

@@ -24,10 +24,12 @@ public static class BatchTopology
     /// <summary>The headers exchange between the event exchanges and the batch queues.</summary>
     public const string BatchEventsExchange = "mambast-batch-events";
 
-    /// <summary>A batch queue unused (no consumer, no redeclaration) this long is deleted by the broker with its
-    /// events: the safety net for batches nobody watches to the end. <c>watch</c> still completes such a batch
-    /// from the outputs that exist; the failures it would have shown are lost.</summary>
-    public static readonly TimeSpan WatchQueueExpiry = TimeSpan.FromDays(7);
+    /// <summary>A batch queue unused (no consumer, no redeclaration by submit, watch or retry-failed) this long is
+    /// deleted by the broker with its events: the safety net for batches nobody watches to the end. Publishing
+    /// into it does not count as use, so it is far longer than a backlog or a redelivery chain should last.
+    /// <c>watch</c> still completes such a batch from the outputs that exist; the failures it would have shown
+    /// are lost.</summary>
+    public static readonly TimeSpan WatchQueueExpiry = TimeSpan.FromDays(30);
 
     public static readonly string[] EventExchanges =
     [
@@ -72,11 +74,17 @@ public static class BatchTopology
                 await channel.DisposeAsync();
                 channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
                 await channel.QueueDeclarePassiveAsync(queue, cancellationToken);
+            }
+
+            // The header binding first: an older queue is fed by both paths for a moment (watch ignores
+            // repeats), never by neither.
+            var match = new Dictionary<string, object?> { ["x-match"] = "all", [BatchIdHeader] = batchId };
+            await channel.QueueBindAsync(queue, BatchEventsExchange, "", match, cancellationToken: cancellationToken);
+            if (!expires)
+            {
                 await UnbindOlderFanoutAsync(connection, queue, cancellationToken);
             }
 
-            var match = new Dictionary<string, object?> { ["x-match"] = "all", [BatchIdHeader] = batchId };
-            await channel.QueueBindAsync(queue, BatchEventsExchange, "", match, cancellationToken: cancellationToken);
             return expires;
         }
         finally
