@@ -40,7 +40,8 @@ public sealed class InferenceOptions : IValidatableObject
 
     public CudaFallback CudaFallback { get; set; } = CudaFallback.Fail;
 
-    /// <summary>Threads inside one operator; 0 lets ONNX Runtime choose (one per core).</summary>
+    /// <summary>Threads inside one operator; 0: the CPUs this process may use (Environment.ProcessorCount, which
+    /// honours a container's CPU limit; ONNX Runtime's own default would count the node's cores).</summary>
     [Range(0, 256)]
     public int IntraOpThreads { get; set; }
 

@@ -19,7 +19,7 @@ internal static class SessionFactory
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            IntraOpNumThreads = options.IntraOpThreads,
+            IntraOpNumThreads = IntraOpThreads(options),
             InterOpNumThreads = options.InterOpThreads,
             LogId = "mambast",
         };
@@ -58,6 +58,12 @@ internal static class SessionFactory
             throw;
         }
     }
+
+    /// <summary>0 means the CPUs this process may use: <see cref="Environment.ProcessorCount"/> honours a container's
+    /// CPU limit (cgroup quota), where ONNX Runtime's own default counts the node's cores and oversubscribes a
+    /// pod limited to a few of them.</summary>
+    internal static int IntraOpThreads(InferenceOptions options) =>
+        options.IntraOpThreads > 0 ? options.IntraOpThreads : Environment.ProcessorCount;
 
     private static string? TryAppendCuda(SessionOptions sessionOptions, InferenceOptions options)
     {

@@ -25,6 +25,17 @@ public class ExecutionProviderTests
         logger.Entries.ShouldContain(e => e.Level == LogLevel.Information && e.Message.Contains("on execution provider Cpu"));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    public void Intra_op_threads_0_means_the_cpus_this_process_may_use_not_the_nodes_cores(int configured)
+    {
+        var options = Golden.Options("sequential");
+        options.IntraOpThreads = configured;
+
+        SessionFactory.IntraOpThreads(options).ShouldBe(configured > 0 ? configured : Environment.ProcessorCount);
+    }
+
     [Fact]
     public void Cuda_with_fallback_Fail_throws_a_clear_error_when_CUDA_is_missing()
     {
