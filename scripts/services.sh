@@ -75,7 +75,7 @@ CONF
   local waited=0
   until [[ -s "$RABBIT_DIR/rabbitmq.pid" ]]; do
     sleep 0.5; waited=$((waited + 1))
-    if (( waited > 120 )); then echo "RabbitMQ wrote no pid file; see $RABBIT_DIR/log" >&2; return 1; fi
+    if (( waited > 240 )); then echo "RabbitMQ wrote no pid file; see $RABBIT_DIR/log" >&2; return 1; fi
   done
   if ! ( rabbit_env; timeout 120 "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" wait --timeout 110 "$RABBIT_DIR/rabbitmq.pid" > "$RABBIT_DIR/log/wait.log" 2>&1 9>&- ); then
     echo "RabbitMQ did not become ready; see $RABBIT_DIR/log" >&2

@@ -5,7 +5,7 @@ using MambaSt.Batch.Submitter.Storage;
 namespace MambaSt.Batch.Submitter.Tests;
 
 /// <summary>References carried in messages parse back to the blob they were made for. The stores are built
-/// directly (not through <see cref="ArchiveStores"/>, whose shared resolver reads the environment once).</summary>
+/// directly, from fixed settings (<see cref="ArchiveStores"/> reads the process environment).</summary>
 public class BlobRefTests
 {
     private const string Sas = "sv=2021-08-06&sr=c&sp=racwl&se=2030-01-01T00%3A00%3A00Z&sig=SIGNATURE%3D";
