@@ -15,6 +15,7 @@ public static class ServiceCollectionExtensions
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddStylizationAdapters(configuration);
         services.TryAddSingleton<StylizationMetrics>();
+        services.TryAddSingleton<HandledJobs>();
         services.TryAddSingleton<StylizationPipeline>();
         services.TryAddSingleton<IJobRedelivery, NoRedelivery>();
         return services;

@@ -99,6 +99,12 @@ public sealed class StylizationPipeline(
         static JobFailedException Bad(string why) => new(StylizationErrorCode.InvalidRequest, false, why);
 
         if (job.Options is not { } o) throw Bad("the message has no Options");
+        if (string.IsNullOrWhiteSpace(job.BatchId)) throw Bad("BatchId is empty");
+        if (job.BatchId.Length > 256 || job.BatchId.Trim() != job.BatchId || !job.BatchId.All(c => c is >= ' ' and <= '~'))
+        {
+            throw Bad($"BatchId '{StorageLocation.Redact(job.BatchId)}' must be printable ASCII without leading or trailing spaces (at most 256 characters): it is stored as output metadata and sent as an event header");
+        }
+
         if (string.IsNullOrWhiteSpace(job.ContentRef)) throw Bad("ContentRef is empty");
         if (string.IsNullOrWhiteSpace(job.StyleRef)) throw Bad("StyleRef is empty");
         if (string.IsNullOrWhiteSpace(job.OutputRef)) throw Bad("OutputRef is empty");
@@ -238,7 +244,7 @@ public sealed class StylizationPipeline(
             {
                 m.Fail(failure);
                 logger.LogWarning(ex, "Job {JobId} of batch {BatchId} failed: {ErrorCode} (transient: {Transient}): {Message}",
-                    m.Job.JobId, m.Job.BatchId, failure.Code, failure.Transient, failure.Message);
+                    m.Job.JobId, m.Job.BatchId, failure.Code, failure.Transient, StorageLocation.RedactSecrets(failure.Message));
             }
         }
     }

@@ -12,7 +12,9 @@ namespace MambaSt.Batch.Processing;
 /// transient after the budget, with a copy in the error queue). Copies of one job (same JobId, OutputRef
 /// and BatchId: a publisher's retry) in one batch are run and answered once; the same JobId for another
 /// output or batch is a job of its own. Failures are handled before successes are announced, so a
-/// redelivery that cannot be published (broker gone) faults the batch before any event went out.
+/// redelivery that cannot be published (broker gone) faults the batch before any ImageStylized went out;
+/// the batch retry that follows skips the jobs whose failure was already answered (<see cref="HandledJobs"/>),
+/// so their redelivery copies and failure events are not sent twice.
 /// Every event carries the transport header <see cref="BatchIdHeader"/> (the batch's watch queue
 /// routes on it). Shutdown cancellation escapes, so the batch's messages return to the queue.
 /// </summary>
@@ -20,6 +22,7 @@ public sealed class StylizeImageConsumer(
     StylizationPipeline pipeline,
     IJobRedelivery redelivery,
     StylizationMetrics metrics,
+    HandledJobs handled,
     IOptions<WorkerOptions> options,
     ILogger<StylizeImageConsumer> logger) : IConsumer<Batch<StylizeImage>>
 {
@@ -38,7 +41,8 @@ public sealed class StylizeImageConsumer(
                 group.Key.JobId, group.Key.BatchId, group.Count());
         }
 
-        var jobs = copies.Select(g => g.First()).ToArray();
+        var jobs = copies.Select(g => g.First()).Where(m => !AlreadyAnswered(m)).ToArray();
+        if (jobs.Length == 0) return;
         var outcomes = await pipeline.RunAsync(jobs.Select(m => m.Message).ToArray(), context.CancellationToken);
         if (outcomes.Count != jobs.Length)
         {
@@ -65,6 +69,14 @@ public sealed class StylizeImageConsumer(
         }
     }
 
+    private bool AlreadyAnswered(ConsumeContext<StylizeImage> message)
+    {
+        if (!handled.Contains(message.MessageId, redelivery.AttemptOf(message))) return false;
+        logger.LogInformation("Job {JobId} of batch {BatchId}: its failure was answered before this batch was retried; skipped",
+            message.Message.JobId, message.Message.BatchId);
+        return true;
+    }
+
     private static IPipe<PublishContext<T>> WithBatchHeader<T>(string batchId)
         where T : class =>
         Pipe.Execute<PublishContext<T>>(p => p.Headers.Set(BatchIdHeader, batchId));
@@ -74,6 +86,7 @@ public sealed class StylizeImageConsumer(
         var attempts = redelivery.AttemptOf(message) + 1;
         if (failure.Transient && await redelivery.TryRedeliverAsync(message, failure, ct))
         {
+            handled.Add(message.MessageId, attempts - 1);
             return;
         }
 
@@ -95,6 +108,7 @@ public sealed class StylizeImageConsumer(
             CorrelationId = message.Message.CorrelationId,
             FailedAt = DateTimeOffset.UtcNow,
         }, WithBatchHeader<ImageStylizationFailed>(message.Message.BatchId), ct);
+        handled.Add(message.MessageId, attempts - 1);
         logger.LogWarning("Job {JobId} of batch {BatchId} failed after {Attempts} attempt(s): {ErrorCode}: {Message}",
             message.Message.JobId, message.Message.BatchId, attempts, failure.Code, StorageLocation.RedactSecrets(failure.Message));
     }

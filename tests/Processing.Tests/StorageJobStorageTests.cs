@@ -35,6 +35,47 @@ public class StorageJobStorageTests
         store.Puts.ShouldBe(2);
     }
 
+    [Fact]
+    public async Task A_too_large_or_timed_out_read_of_a_sas_location_names_it_without_the_signature()
+    {
+        const string location = "https://acct.blob.core.windows.net/in/a.jpg?sv=2021-08-06&sr=b&sp=r&sig=SECRET123";
+        var ct = TestContext.Current.CancellationToken;
+
+        var tooLarge = await Should.ThrowAsync<JobFailedException>(() =>
+            new StorageJobStorage(new SingleStore(new ReadableStore(() => new MemoryStream(new byte[100])))).ReadAsync(location, 10, ct));
+        tooLarge.Code.ShouldBe(StylizationErrorCode.ImageTooLarge);
+        tooLarge.Message.ShouldContain("acct.blob.core.windows.net/in/a.jpg");
+
+        var timedOut = await Should.ThrowAsync<JobFailedException>(() =>
+            new StorageJobStorage(new SingleStore(new ReadableStore(() => throw new TaskCanceledException("client timeout")))).ReadAsync(location, 10, ct));
+        timedOut.Code.ShouldBe(StylizationErrorCode.Timeout);
+
+        foreach (var failure in new[] { tooLarge, timedOut })
+        {
+            failure.Message.ShouldNotContain("SECRET123");
+            failure.Message.ShouldContain("sig=<redacted>");
+        }
+    }
+
+    private sealed class ReadableStore(Func<Stream> open) : IBlobStore
+    {
+        public string Description => "fake";
+
+        public Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken) => Task.FromResult(open());
+
+        public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<BlobProperties> PutAsync(string name, Stream content, BlobWriteOptions? options, CancellationToken cancellationToken) =>
+            throw new NotSupportedException();
+
+        public Task<BlobProperties> GetPropertiesAsync(string name, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<BlobPage> ListPageAsync(string? prefix, string? continuationToken, int? pageSize, CancellationToken cancellationToken) =>
+            throw new NotSupportedException();
+
+        public Task<bool> DeleteAsync(string name, CancellationToken cancellationToken) => throw new NotSupportedException();
+    }
+
     private sealed class SingleStore(IBlobStore store) : IStorageResolver
     {
         public StorageTarget Resolve(string location) => new(store, location[(location.LastIndexOf('/') + 1)..]);

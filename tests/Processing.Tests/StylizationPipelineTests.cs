@@ -180,6 +180,9 @@ public class StylizationPipelineTests
         { "Options.Strength is NaN", j => j with { Options = j.Options with { Strength = float.NaN } } },
         { "OutputRef is empty", j => j with { OutputRef = " " } },
         { "StyleRef is empty", j => j with { StyleRef = "" } },
+        { "BatchId is empty", j => j with { BatchId = null! } },
+        { "must be printable ASCII", j => j with { BatchId = "nuit-é" } },
+        { "without leading or trailing spaces", j => j with { BatchId = "night-1 " } },
     };
 
     [Theory]

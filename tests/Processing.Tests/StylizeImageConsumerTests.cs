@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using MambaSt.Batch.Contracts;
 using MassTransit;
 using MassTransit.Testing;
@@ -27,7 +28,9 @@ public class StylizeImageConsumerTests
         Options = new StylizeOptions { Format = OutputFormat.Png },
     };
 
-    private async Task<ITestHarness> Run(IJobRedelivery redelivery, params StylizeImage[] jobs)
+    private Task<ITestHarness> Run(IJobRedelivery redelivery, params StylizeImage[] jobs) => Run(redelivery, batchRetries: 0, jobs);
+
+    private async Task<ITestHarness> Run(IJobRedelivery redelivery, int batchRetries, params StylizeImage[] jobs)
     {
         _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8, 100);
         _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
@@ -37,11 +40,15 @@ public class StylizeImageConsumerTests
             .AddSingleton(typeof(ILogger<>), typeof(Logger<>))
             .AddSingleton(options)
             .AddSingleton(new StylizationMetrics())
+            .AddSingleton<HandledJobs>()
             .AddSingleton(sp => new StylizationPipeline(_storage, new FakeCodec(), _model, sp.GetRequiredService<StylizationMetrics>(),
                 options, sp.GetRequiredService<ILogger<StylizationPipeline>>()))
             .AddSingleton(redelivery)
             .AddMassTransitTestHarness(x => x.AddConsumer<StylizeImageConsumer>(c =>
-                c.Options<BatchOptions>(b => b.SetMessageLimit(16).SetTimeLimit(TimeSpan.FromMilliseconds(500)))))
+            {
+                c.Options<BatchOptions>(b => b.SetMessageLimit(16).SetTimeLimit(TimeSpan.FromMilliseconds(500)));
+                if (batchRetries > 0) c.UseMessageRetry(r => r.Immediate(batchRetries));
+            }))
             .BuildServiceProvider(true);
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
@@ -120,6 +127,50 @@ public class StylizeImageConsumerTests
 
         (await harness.Published.Any<Fault<StylizeImage>>(TestContext.Current.CancellationToken)).ShouldBeTrue();
         harness.Published.Select<ImageStylized>(Ct).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task A_batch_retried_after_a_failed_redelivery_answers_each_earlier_failure_once()
+    {
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/3"] = FakeCodec.Image(16, 16);
+        _storage.TransientFailuresLeft["in/2"] = 100;
+        _storage.TransientFailuresLeft["in/3"] = 100;
+        var first = Job(Guid.NewGuid(), "out/a") with { ContentRef = "in/2" };
+        var permanent = Job(Guid.NewGuid(), "out/b") with { StyleRef = "styles/missing" };
+        var last = Job(Guid.NewGuid(), "out/c") with { ContentRef = "in/3" };
+        var redelivery = new FailsOnceFor(last.JobId);
+
+        var harness = await Run(redelivery, batchRetries: 2, first, permanent, last);
+
+        redelivery.Sent.Order().ShouldBe(new[] { first.JobId, last.JobId }.Order());
+        redelivery.TriesOfRefused.ShouldBe(2);
+        harness.Published.Select<ImageStylizationFailed>(Ct).Select(m => m.Context.Message.JobId).ShouldBe([permanent.JobId]);
+        (await harness.Published.Any<Fault<Batch<StylizeImage>>>(Ct)).ShouldBeFalse();
+    }
+
+    /// <summary>Redelivers every job, but the first try for <paramref name="refused"/> fails like a dropped broker connection.</summary>
+    private sealed class FailsOnceFor(Guid refused) : IJobRedelivery
+    {
+        public readonly ConcurrentQueue<Guid> Sent = new();
+
+        public int TriesOfRefused;
+
+        public int AttemptOf(ConsumeContext<StylizeImage> context) => 0;
+
+        public Task<bool> TryRedeliverAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken)
+        {
+            if (context.Message.JobId == refused && Interlocked.Increment(ref TriesOfRefused) == 1)
+            {
+                throw new InvalidOperationException("broker connection lost");
+            }
+
+            Sent.Enqueue(context.Message.JobId);
+            return Task.FromResult(true);
+        }
+
+        public Task MoveToErrorQueueAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken) =>
+            Task.CompletedTask;
     }
 
     private sealed class BrokenRedelivery : IJobRedelivery
