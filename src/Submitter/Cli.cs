@@ -270,7 +270,7 @@ public sealed class Cli
             Submission.ValidateBatchId(batch);
             var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
             var broker = BrokerSettings.Resolve(parse.GetValue(_broker), parse.GetValue(_queue));
-            var count = await RetryFailed.RunAsync(output, batch, broker, parse.GetValue(_maxInFlight), null, ct);
+            var count = await RetryFailed.RunAsync(output, batch, broker, queueGiven: !string.IsNullOrWhiteSpace(parse.GetValue(_queue)), parse.GetValue(_maxInFlight), null, ct);
             _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {count} failed jobs sent again; follow with: mambast watch --batch-id {batch}");
             return ExitCodes.Success;
         });

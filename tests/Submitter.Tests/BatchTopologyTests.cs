@@ -6,6 +6,7 @@ using MambaSt.Batch.Testing;
 using MassTransit;
 
 using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
 using RabbitMQ.Client.Exceptions;
 
 namespace MambaSt.Batch.Submitter.Tests;
@@ -90,6 +91,38 @@ public class BatchTopologyTests(LocalServices services)
         {
             await BatchTopology.DeleteWatchQueueAsync(broker, queue, CancellationToken.None);
             await BatchTopology.DeleteWatchQueueAsync(broker, BatchPaths.WatchQueue(batchId), CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task A_finished_watch_deletes_its_queue_only_when_no_one_consumes_it_and_no_event_waits_in_it()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var batchId = NewBatchId("idle");
+        var queue = BatchPaths.WatchQueue(batchId);
+        var broker = new BrokerSettings { Url = services.RabbitMqUri };
+        try
+        {
+            await BatchTopology.EnsureWatchQueueAsync(broker, batchId, ct);
+            await PublishAsync(ct, (batchId, Done(batchId)));
+            (await BatchTopology.DeleteWatchQueueIfIdleAsync(broker, queue, ct)).ShouldBeFalse(); // an outcome still waits
+            (await BatchTopology.CountMessagesAsync(broker, queue, ct)).ShouldBe(1u);
+
+            (await DrainAsync(queue, ct)).Count.ShouldBe(1);
+            await using (var connection = await new ConnectionFactory { Uri = services.RabbitMqUri }.CreateConnectionAsync(ct))
+            await using (var channel = await connection.CreateChannelAsync(cancellationToken: ct))
+            {
+                var consumer = new AsyncEventingBasicConsumer(channel);
+                await channel.BasicConsumeAsync(queue, autoAck: false, consumer, ct);
+                (await BatchTopology.DeleteWatchQueueIfIdleAsync(broker, queue, ct)).ShouldBeFalse(); // another watch consumes it
+            }
+
+            (await BatchTopology.DeleteWatchQueueIfIdleAsync(broker, queue, ct)).ShouldBeTrue();
+            (await BatchTopology.CountMessagesAsync(broker, queue, ct)).ShouldBeNull();
+        }
+        finally
+        {
+            await BatchTopology.DeleteWatchQueueAsync(broker, queue, CancellationToken.None);
         }
     }
 

@@ -25,7 +25,7 @@ public class RetryFailedTests(LocalServices services)
         {
             using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var confirmed = 0;
-            await Should.ThrowAsync<OperationCanceledException>(() => RetryFailed.RunAsync(output, batchId, broker, 1, n =>
+            await Should.ThrowAsync<OperationCanceledException>(() => RetryFailed.RunAsync(output, batchId, broker, queueGiven: true, 1, n =>
             {
                 confirmed = n;
                 if (n == 4) interrupt.Cancel();
@@ -36,12 +36,12 @@ public class RetryFailedTests(LocalServices services)
             state.Jobs.Count(j => state.StatusOf(j.JobId) == JobStatus.Pending).ShouldBe(confirmed);
             state.Jobs.Count(j => state.StatusOf(j.JobId) == JobStatus.Failed).ShouldBe(10 - confirmed);
 
-            var second = await RetryFailed.RunAsync(output, batchId, broker, 1, null, ct);
+            var second = await RetryFailed.RunAsync(output, batchId, broker, queueGiven: true, 1, null, ct);
             second.ShouldBe(10 - confirmed);
             (await BatchTopology.CountMessagesAsync(broker, broker.Queue, ct)).ShouldBe(10u);
             var after = await BatchState.LoadAsync(output, batchId, ct);
             after.Jobs.ShouldAllBe(j => after.StatusOf(j.JobId) == JobStatus.Pending);
-            (await RetryFailed.RunAsync(output, batchId, broker, 1, null, ct)).ShouldBe(0);
+            (await RetryFailed.RunAsync(output, batchId, broker, queueGiven: true, 1, null, ct)).ShouldBe(0);
         }
         finally
         {
@@ -57,7 +57,7 @@ public class RetryFailedTests(LocalServices services)
         var (output, batchId, broker) = await FailedBatchAsync(dir, 1, ct);
         try
         {
-            (await RetryFailed.RunAsync(output, batchId, broker, 1, null, ct)).ShouldBe(1);
+            (await RetryFailed.RunAsync(output, batchId, broker, queueGiven: true, 1, null, ct)).ShouldBe(1);
             var state = await BatchState.LoadAsync(output, batchId, ct);
             var job = state.Jobs.Single().JobId;
             state.StatusOf(job).ShouldBe(JobStatus.Pending);
@@ -70,7 +70,7 @@ public class RetryFailedTests(LocalServices services)
             var again = await BatchState.LoadAsync(output, batchId, ct);
             again.StatusOf(job).ShouldBe(JobStatus.Failed);
             again.Outcomes[job].Message.ShouldBe("failed again");
-            (await RetryFailed.RunAsync(output, batchId, broker, 1, null, ct)).ShouldBe(1);
+            (await RetryFailed.RunAsync(output, batchId, broker, queueGiven: true, 1, null, ct)).ShouldBe(1);
         }
         finally
         {
@@ -112,6 +112,27 @@ public class RetryFailedTests(LocalServices services)
     };
 
     /// <summary>A batch of <paramref name="count"/> jobs that all failed once, as watch records it.</summary>
+    [Fact]
+    public async Task Without_a_queue_option_retry_failed_sends_to_the_queue_the_batch_was_submitted_to()
+    {
+        var ct = Within(TimeSpan.FromSeconds(60));
+        using var dir = new TempDir();
+        var (output, batchId, broker) = await FailedBatchAsync(dir, 2, ct);
+        var elsewhere = broker with { Queue = $"stylize-other-{Guid.NewGuid():N}" };
+        try
+        {
+            (await RetryFailed.RunAsync(output, batchId, elsewhere, queueGiven: false, 1, null, ct)).ShouldBe(2);
+
+            (await BatchTopology.CountMessagesAsync(broker, broker.Queue, ct)).ShouldBe(2u);
+            (await BatchTopology.CountMessagesAsync(broker, elsewhere.Queue, ct)).ShouldBeNull();
+        }
+        finally
+        {
+            await CleanUpAsync(broker, batchId);
+            await BatchTopology.DeleteWatchQueueAsync(broker, elsewhere.Queue, CancellationToken.None);
+        }
+    }
+
     private async Task<(IArchiveStore Output, string BatchId, BrokerSettings Broker)> FailedBatchAsync(TempDir dir, int count, CancellationToken ct)
     {
         var output = ArchiveStores.Open(dir.Path("out"));

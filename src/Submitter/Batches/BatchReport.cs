@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 using MambaSt.Batch.Storage;
@@ -73,7 +74,11 @@ public static class BatchReport
         return rows;
     }
 
-    public static string ToJson(IReadOnlyList<ReportRow> rows) => JsonSerializer.Serialize(rows, new JsonSerializerOptions(JsonLines.Options) { WriteIndented = true });
+    public static string ToJson(IReadOnlyList<ReportRow> rows) => JsonSerializer.Serialize(rows, new JsonSerializerOptions(JsonLines.Options)
+    {
+        WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // a terminal or a file, never HTML: keep "sig=<redacted>" and "&" readable
+    });
 
     public static string ToCsv(IReadOnlyList<ReportRow> rows)
     {

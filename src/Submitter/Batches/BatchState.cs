@@ -101,9 +101,13 @@ public static class LocalBatchIndex
             System.IO.Directory.CreateDirectory(dir);
             var file = Path.Combine(dir, batchId + ".txt");
             var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = OwnerOnly;
+                if (File.Exists(file)) File.SetUnixFileMode(file, OwnerOnly); // a file an older version wrote, before the SAS goes in
+            }
+
             using (var writer = new StreamWriter(file, options)) writer.Write(output);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, OwnerOnly); // a file an older version wrote
         }
         catch (IOException)
         {

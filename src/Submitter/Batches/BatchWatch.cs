@@ -33,6 +33,14 @@ public sealed class BatchWatch(IAnsiConsole console)
 
     private sealed record Arrival(OutcomeRecord Record, TaskCompletionSource Persisted);
 
+    /// <summary>Whether a job became pending again while this watch ran (retry-failed sent it again): its outcome
+    /// is still to come through the batch queue, so the queue stays.</summary>
+    private static async Task<bool> AnyPendingAgainAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken)
+    {
+        var now = await BatchState.LoadAsync(output, batchId, cancellationToken);
+        return now.Jobs.Any(j => now.StatusOf(j.JobId) == JobStatus.Pending);
+    }
+
     public async Task<WatchResult> RunAsync(IArchiveStore output, string batchId, BrokerSettings broker, bool keepQueue, CancellationToken cancellationToken)
     {
         var state = await BatchState.LoadAsync(output, batchId, cancellationToken);
@@ -145,9 +153,9 @@ public sealed class BatchWatch(IAnsiConsole console)
                 unacked.Clear();
             }
 
-            if (Settled() == jobIds.Count && !keepQueue)
+            if (Settled() == jobIds.Count && !keepQueue && !await AnyPendingAgainAsync(output, batchId, cancellationToken))
             {
-                await BatchTopology.DeleteWatchQueueAsync(broker, queue, CancellationToken.None);
+                await BatchTopology.DeleteWatchQueueIfIdleAsync(broker, queue, CancellationToken.None);
             }
         }
         else if (recorded.Count > 0)

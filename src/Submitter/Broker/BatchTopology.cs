@@ -119,6 +119,31 @@ public static class BatchTopology
         await channel.ExchangeDeleteAsync(queue, cancellationToken: cancellationToken);
     }
 
+    /// <summary>
+    /// Deletes a finished batch's watch queue (and its exchange) only when no consumer uses it and no event
+    /// waits in it: another watch of the batch, or the outcome of a job sent again by retry-failed, keeps it.
+    /// Returns whether it was deleted (true also when it no longer exists).
+    /// </summary>
+    public static async Task<bool> DeleteWatchQueueIfIdleAsync(BrokerSettings broker, string queue, CancellationToken cancellationToken)
+    {
+        await using var connection = await ConnectAsync(broker, cancellationToken);
+        await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+        {
+            try
+            {
+                await channel.QueueDeleteAsync(queue, ifUnused: true, ifEmpty: true, cancellationToken: cancellationToken);
+            }
+            catch (OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 406)
+            {
+                return false; // PRECONDITION_FAILED: in use or not empty
+            }
+        }
+
+        await using var exchangeChannel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        await exchangeChannel.ExchangeDeleteAsync(queue, cancellationToken: cancellationToken);
+        return true;
+    }
+
     /// <summary>Messages waiting in <paramref name="queue"/>, or null when it does not exist.</summary>
     public static async Task<uint?> CountMessagesAsync(BrokerSettings broker, string queue, CancellationToken cancellationToken)
     {

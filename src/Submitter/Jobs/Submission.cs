@@ -174,10 +174,10 @@ public sealed class Submission
         var runFile = BatchPaths.Enqueued(info.BatchId, BatchPaths.RunId());
         var confirmed = new ConcurrentQueue<EnqueuedRecord>();
         var count = 0;
+        var written = 0; // confirmations in the run file (the flush loop's last good write)
         using var flushStop = new CancellationTokenSource();
         var flushing = Task.Run(async () =>
         {
-            var written = 0;
             while (true)
             {
                 try
@@ -241,7 +241,7 @@ public sealed class Submission
 
         if (recordFailure is not null)
         {
-            var unrecorded = $"{records.Length} jobs the broker confirmed could not be recorded in {runFile} under {output.Location}: "
+            var unrecorded = $"{records.Length - written} jobs the broker confirmed could not be recorded in {runFile} under {output.Location}: "
                 + $"{StorageLocation.Redact(recordFailure.Message)}. They are queued and will be processed; a later submit of this batch sends them again "
                 + "(same job ids; the worker does not recompute an output that exists)";
             if (sendFailure is null) throw new UnreachableException(unrecorded, recordFailure);
