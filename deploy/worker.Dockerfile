@@ -12,9 +12,10 @@
 #        libonnxruntime_providers_cuda.so all from Microsoft.ML.OnnxRuntime.Gpu (build/OnnxRuntime.props; needs
 #        nuget.org or a feed that has it). The npm core cannot serve the gpu image: its GetAvailableProviders
 #        lists only CPUExecutionProvider, and npm com.github.asus4.onnxruntime.linux-x64-gpu ships provider
-#        libraries but no libonnxruntime.so of its own. The CUDA provider links CUDA 13 (libcudart.so.13,
-#        libcublas.so.13, libcublasLt.so.13, libcurand.so.10), hence the CUDA 13 cuDNN runtime image. The
-#        ort-check stage fails the build unless that core library reports CUDAExecutionProvider.
+#        libraries but no libonnxruntime.so of its own. The base image's CUDA major (CUDA_IMAGE_TAG, CUDA 13 +
+#        cuDNN) must be the one the package's CUDA provider was built for: the gpu stage runs ldd on it and
+#        fails the build on any CUDA/cuDNN library it cannot find (not verified here: no Docker engine, no
+#        nuget.org). The ort-check stage fails the build unless the core library reports CUDAExecutionProvider.
 # HEALTHCHECK: deploy/healthcheck.sh, a bash /dev/tcp HTTP GET (no curl or wget in these images).
 
 ARG DOTNET_SDK_VERSION=10.0.401
@@ -108,6 +109,14 @@ ENV ASPNETCORE_HTTP_PORTS=8080 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     LD_LIBRARY_PATH=/app:/usr/local/cuda/lib64:/usr/local/nvidia/lib:/usr/local/nvidia/lib64
 COPY --from=build-gpu /out/ /app/
+# The CUDA provider must find every CUDA/cuDNN library it links in this image (only libcuda.so.1, the driver's,
+# comes from the host at run time): a Microsoft.ML.OnnxRuntime.Gpu built for another CUDA major than
+# CUDA_IMAGE_TAG fails here, at build time, instead of crash-looping every pod on its first session.
+RUN missing="$(ldd /app/libonnxruntime_providers_cuda.so | grep 'not found' | grep -v 'libcuda\.so' || true)"; \
+    if [ -n "$missing" ]; then \
+      echo "libonnxruntime_providers_cuda.so needs libraries this CUDA image lacks (set CUDA_IMAGE_TAG to the CUDA major the ONNX Runtime package was built for):"; \
+      echo "$missing"; exit 1; \
+    fi
 # The ort-check report (its providers list); copying it makes the check part of every gpu build.
 COPY --from=ort-check /onnxruntime-providers.txt /usr/local/share/mambast/onnxruntime-providers.txt
 COPY --from=model /models/default/ /app/models/default/

@@ -33,7 +33,9 @@ public class ExecutionProviderTests
         var options = Golden.Options("sequential");
         options.IntraOpThreads = configured;
 
-        SessionFactory.IntraOpThreads(options).ShouldBe(configured > 0 ? configured : Environment.ProcessorCount);
+        using var session = SessionFactory.CreateOptions(options, [], Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, out _, forceCpu: true);
+
+        session.IntraOpNumThreads.ShouldBe(configured > 0 ? configured : Environment.ProcessorCount);
     }
 
     [Fact]

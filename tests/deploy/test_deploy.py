@@ -522,7 +522,10 @@ def test_gpu_image_takes_a_cuda_enabled_onnxruntime_core_and_checks_it():
     assert "--from=build-gpu /out/ /app/" in copies
     assert not any(r.startswith("--from=build ") for r in copies), "the gpu image must not take the CPU core"
     assert any(r.startswith("--from=ort-check ") for r in copies), "the gpu stage must depend on the check"
-    assert not any("providers_cuda" in r for op, r in ins if op == "RUN")
+    runs = [r for op, r in ins if op == "RUN"]
+    assert not any("providers_cuda" in r and ("cp " in r or "npm" in r or "curl" in r) for r in runs), "CUDA provider fetched by hand"
+    (ldd,) = [r for r in runs if "ldd /app/libonnxruntime_providers_cuda.so" in r]
+    assert "not found" in ldd and "exit 1" in ldd, "the gpu build must fail when the CUDA provider's libraries are missing"
 
 
 FAKE_ORT = r"""
