@@ -26,13 +26,23 @@ public class EnqueueRecordTests(LocalServices services)
         var (info, jobs, broker) = Batch();
         try
         {
-            // The first confirm waits past the 1 s flush tick, so the failing write is a periodic one.
-            var sent = await Submission.EnqueueAsync(store, info, jobs, broker, maxInFlight: 1, null, n => { if (n == 1) Thread.Sleep(1500); }, ct);
+            // The first confirm waits past the 1 s flush tick, so the failing write is a periodic one; the second
+            // waits past the next tick, whose write must already have recorded what was confirmed by then.
+            var folder = dir.Path(BatchPaths.Folder(info.BatchId));
+            var recordedBeforeTheEnd = 0;
+            var sent = await Submission.EnqueueAsync(store, info, jobs, broker, maxInFlight: 1, null, n =>
+            {
+                if (n == 1) Thread.Sleep(1500);
+                if (n != 2) return;
+                Thread.Sleep(1500);
+                var early = Directory.Exists(folder) ? Directory.GetFiles(folder, "enqueued-*.jsonl") : [];
+                if (early.Length == 1) recordedBeforeTheEnd = JsonLines.Read<EnqueuedRecord>(File.ReadAllText(early[0])).Count;
+            }, ct);
 
             sent.ShouldBe(JobCount);
             store.Failed.ShouldBe(1);
-            store.Attempts.ShouldBeGreaterThan(1);
-            var files = Directory.GetFiles(dir.Path(BatchPaths.Folder(info.BatchId)), "enqueued-*.jsonl");
+            recordedBeforeTheEnd.ShouldBeGreaterThanOrEqualTo(1, "the periodic write after the failed one recorded the confirmed jobs");
+            var files = Directory.GetFiles(folder, "enqueued-*.jsonl");
             files.Length.ShouldBe(1);
             var recorded = JsonLines.Read<EnqueuedRecord>(await File.ReadAllTextAsync(files[0], ct)).Select(r => r.JobId).ToList();
             recorded.ShouldBe(jobs.Select(j => j.JobId), ignoreOrder: true);
