@@ -1,4 +1,5 @@
 using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Submitter.Batches;
 using MambaSt.Batch.Submitter.Jobs;
 
 namespace MambaSt.Batch.Submitter.Tests;
@@ -75,5 +76,21 @@ public class JobIdentityTests
         id.ShouldMatch("^b-[0-9a-f]{12}$");
         JobIdentity.BatchId("/photos", Style, new StylizeOptions()).ShouldBe(id);
         JobIdentity.BatchId("/photos2", Style, new StylizeOptions()).ShouldNotBe(id);
+    }
+
+    [Fact]
+    public void Output_names_that_differ_only_in_case_clash_where_names_ignore_case()
+    {
+        JobRecord Job(string path) => new()
+        {
+            JobId = Guid.NewGuid(), RelativePath = path, ContentRef = path, OutputRef = JobIdentity.OutputName(path, OutputFormat.Jpeg),
+            OutputPath = JobIdentity.OutputName(path, OutputFormat.Jpeg),
+        };
+        JobRecord[] jobs = [Job("trip/a.jpg"), Job("trip/A.png")];
+
+        Should.NotThrow(() => JobIdentity.EnsureDistinctOutputs(jobs, OutputFormat.Jpeg, ignoreCase: false));
+        var clash = Should.Throw<UsageException>(() => JobIdentity.EnsureDistinctOutputs(jobs, OutputFormat.Jpeg, ignoreCase: true));
+        clash.Message.ShouldContain("'trip/A.png', 'trip/a.jpg'");
+        JobIdentity.NamesIgnoreCase(localOutput: false).ShouldBeFalse();
     }
 }

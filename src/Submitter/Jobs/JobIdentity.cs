@@ -64,10 +64,11 @@ public static class JobIdentity
     }
 
     /// <summary>Refuses (exit 2) jobs of distinct inputs that would write one output, such as <c>a.jpg</c> and
-    /// <c>a.png</c> (or <c>a.JPG</c> and <c>a.jpg</c>) with <c>--format jpeg</c>: one of them would fail for good.</summary>
-    public static void EnsureDistinctOutputs(IEnumerable<JobRecord> jobs, OutputFormat format)
+    /// <c>a.png</c> (or <c>a.JPG</c> and <c>a.jpg</c>) with <c>--format jpeg</c>: one of them would fail for good.
+    /// With <paramref name="ignoreCase"/> (<see cref="NamesIgnoreCase"/>) <c>a.jpg</c> and <c>A.png</c> clash too.</summary>
+    public static void EnsureDistinctOutputs(IEnumerable<JobRecord> jobs, OutputFormat format, bool ignoreCase)
     {
-        var clashes = jobs.GroupBy(j => j.OutputPath, StringComparer.Ordinal)
+        var clashes = jobs.GroupBy(j => j.OutputPath, ignoreCase ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal)
             .Select(g => (Output: g.Key, Inputs: g.Select(j => j.RelativePath).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList()))
             .Where(c => c.Inputs.Count > 1)
             .OrderBy(c => c.Output, StringComparer.Ordinal)
@@ -80,6 +81,10 @@ public static class JobIdentity
             $"{clashes.Count} output name{(clashes.Count == 1 ? " is" : "s are")} shared by several inputs (outputs are named <relative path without extension>.{Extension(format)}): "
             + $"{string.Join("; ", lines)}{more}. Rename or move one of each, or submit them separately");
     }
+
+    /// <summary>Whether output names that differ only in case name one file: local folders on Windows and macOS
+    /// (case-insensitive by default); blob names and Linux folders are case-sensitive.</summary>
+    public static bool NamesIgnoreCase(bool localOutput) => localOutput && (OperatingSystem.IsWindows() || OperatingSystem.IsMacOS());
 
     public static string Extension(OutputFormat format) => format switch
     {

@@ -102,7 +102,7 @@ public sealed class Submission
             jobs.Add(new JobRecord { JobId = jobId, RelativePath = items[i].RelativePath, ContentRef = contentRef, OutputRef = output.RefFor(outputPath), OutputPath = outputPath });
         }
 
-        JobIdentity.EnsureDistinctOutputs(jobs, request.Options.Format);
+        JobIdentity.EnsureDistinctOutputs(jobs, request.Options.Format, JobIdentity.NamesIgnoreCase(output.IsLocal));
 
         var info = new BatchInfo
         {

@@ -58,7 +58,7 @@ public sealed class LocalStylize(IAnsiConsole console)
         }
 
         jobs = jobs.DistinctBy(j => j.JobId).ToList();
-        JobIdentity.EnsureDistinctOutputs(jobs, options.Format);
+        JobIdentity.EnsureDistinctOutputs(jobs, options.Format, JobIdentity.NamesIgnoreCase(localOutput: true));
         var present = jobs.Where(j => File.Exists(j.OutputRef)).ToList();
         var todo = jobs.Except(present).ToList();
         Directory.CreateDirectory(output.Root);
