@@ -1,5 +1,6 @@
 using System.Text;
 using MambaSt.Batch.Contracts;
+using MambaSt.Batch.Storage;
 using MassTransit;
 using MassTransit.RabbitMqTransport;
 using Microsoft.Extensions.Logging;
@@ -81,7 +82,8 @@ public sealed class RabbitMqDelayQueueRedelivery(
 
         properties.Headers[AttemptHeader] = attempt;
         properties.Headers["mambast-error-code"] = failure.Code.ToString();
-        properties.Headers["mambast-error-message"] = failure.Message.Length > 1000 ? failure.Message[..1000] : failure.Message;
+        var message = StorageLocation.RedactSecrets(failure.Message); // error-queue copies are read by operators
+        properties.Headers["mambast-error-message"] = message.Length > 1000 ? message[..1000] : message;
 
         await _gate.WaitAsync(cancellationToken);
         try
