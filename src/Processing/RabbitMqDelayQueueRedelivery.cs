@@ -1,6 +1,5 @@
 using System.Text;
 using MambaSt.Batch.Contracts;
-using MambaSt.Batch.Storage;
 using MassTransit;
 using MassTransit.RabbitMqTransport;
 using Microsoft.Extensions.Logging;
@@ -82,8 +81,7 @@ public sealed class RabbitMqDelayQueueRedelivery(
 
         properties.Headers[AttemptHeader] = attempt;
         properties.Headers["mambast-error-code"] = failure.Code.ToString();
-        var message = StorageLocation.RedactSecrets(failure.Message); // error-queue copies are read by operators
-        properties.Headers["mambast-error-message"] = message.Length > 1000 ? message[..1000] : message;
+        properties.Headers["mambast-error-message"] = failure.Message.Length > 1000 ? failure.Message[..1000] : failure.Message;
 
         await _gate.WaitAsync(cancellationToken);
         try

@@ -244,7 +244,7 @@ public sealed class StylizationPipeline(
             {
                 m.Fail(failure);
                 logger.LogWarning(ex, "Job {JobId} of batch {BatchId} failed: {ErrorCode} (transient: {Transient}): {Message}",
-                    m.Job.JobId, m.Job.BatchId, failure.Code, failure.Transient, StorageLocation.RedactSecrets(failure.Message));
+                    m.Job.JobId, m.Job.BatchId, failure.Code, failure.Transient, failure.Message);
             }
         }
     }

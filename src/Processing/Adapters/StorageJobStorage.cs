@@ -21,7 +21,7 @@ internal sealed class StorageJobStorage(IStorageResolver resolver) : IJobStorage
                 if (buffer.Length + read > maxBytes)
                 {
                     throw new JobFailedException(StylizationErrorCode.ImageTooLarge, false,
-                        $"{StorageLocation.RedactSecrets(location)} is larger than Worker:MaxInputBytes={maxBytes}");
+                        $"{location} is larger than Worker:MaxInputBytes={maxBytes}");
                 }
 
                 buffer.Write(chunk, 0, read);
@@ -36,7 +36,7 @@ internal sealed class StorageJobStorage(IStorageResolver resolver) : IJobStorage
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             // The storage client gave up (e.g. its network read timeout), not the job: this job only.
-            throw new JobFailedException(StylizationErrorCode.Timeout, true, $"reading {StorageLocation.RedactSecrets(location)} timed out: {e.Message}", e);
+            throw new JobFailedException(StylizationErrorCode.Timeout, true, $"reading {location} timed out: {e.Message}", e);
         }
     }
 
@@ -108,11 +108,11 @@ internal sealed class StorageJobStorage(IStorageResolver resolver) : IJobStorage
         }
         catch (FormatException e)
         {
-            throw new JobFailedException(StylizationErrorCode.NotFound, false, $"not a storage location: {StorageLocation.RedactSecrets(e.Message)}", e);
+            throw new JobFailedException(StylizationErrorCode.NotFound, false, $"not a storage location: {e.Message}", e);
         }
         catch (ArgumentException e)
         {
-            throw new JobFailedException(StylizationErrorCode.NotFound, false, $"not a storage location: {StorageLocation.RedactSecrets(e.Message)}", e);
+            throw new JobFailedException(StylizationErrorCode.NotFound, false, $"not a storage location: {e.Message}", e);
         }
     }
 
