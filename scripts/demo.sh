@@ -35,7 +35,8 @@ dotnet build src/Submitter/MambaSt.Batch.Submitter.csproj -c Release --nologo --
 CLI="$ROOT/src/Submitter/bin/Release/net10.0/mambast.dll"
 
 echo "demo: mambast stylize $DEMO/input --style $DEMO/style/adwaita-l.webp --out $OUT --max-side 512"
-dotnet "$CLI" stylize "$DEMO/input" --style "$DEMO/style/adwaita-l.webp" --out "$OUT" --max-side 512 --format jpeg
+dotnet "$CLI" stylize "$DEMO/input" --style "$DEMO/style/adwaita-l.webp" --out "$OUT" --max-side 512 --format jpeg --report "$OUT/report.html"
 echo
 echo "demo: outputs are in $OUT"
 ls -la "$OUT"
+echo "demo: report (open it in a browser): $OUT/report.html"

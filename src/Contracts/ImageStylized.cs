@@ -29,6 +29,21 @@ public record ImageStylized
     public Guid? CorrelationId { get; init; }
 
     public DateTimeOffset CompletedAt { get; init; }
+
+    /// <summary>Cheap checks of the output's pixels, so a report can flag broken outputs without opening them;
+    /// null when nothing was computed (a reused output) or from workers older than this field.</summary>
+    public OutputQuality? Quality { get; init; }
+}
+
+/// <summary>Pixel statistics of one output, measured by the worker on the inference result.</summary>
+public record OutputQuality
+{
+    /// <summary>Standard deviation of luma (BT.601, 0-255) over the output; near 0 means a nearly uniform image.</summary>
+    public required double LumaStdDev { get; init; }
+
+    /// <summary>Mean absolute difference per channel (0-255) between the output and the content at the same size;
+    /// 0 means the output is the content unchanged.</summary>
+    public required double ContentDifference { get; init; }
 }
 
 /// <summary>Milliseconds spent per pipeline stage for one job.</summary>

@@ -179,6 +179,7 @@ public sealed class StylizationPipeline(
                 for (var i = 0; i < members.Length; i++)
                 {
                     members[i].Result = results[i];
+                    members[i].Quality = OutputQualityMeter.Measure(members[i].Content!, results[i]);
                     members[i].InferenceMs = ms / members.Length;
                     members[i].Content = null;
                 }
@@ -287,6 +288,8 @@ public sealed class StylizationPipeline(
 
         public bool Reused { get; set; }
 
+        public OutputQuality? Quality { get; set; }
+
         public bool Pending => !Done && Failure is null;
 
         public double FetchMs { get; set; }
@@ -343,6 +346,7 @@ public sealed class StylizationPipeline(
                 Reused = Reused,
                 CorrelationId = Job.CorrelationId,
                 CompletedAt = DateTimeOffset.UtcNow,
+                Quality = Reused ? null : Quality,
             });
         }
     }

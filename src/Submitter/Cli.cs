@@ -229,18 +229,31 @@ public sealed class Cli
 
     private Command ReportCommand()
     {
-        var format = new Option<string>("--format") { Description = "csv or json.", DefaultValueFactory = _ => "csv" };
-        format.AcceptOnlyFromAmong("csv", "json");
+        var format = new Option<string>("--format") { Description = "csv, json, or html (one self-contained page with plots and thumbnails; needs --out-file).", DefaultValueFactory = _ => "csv" };
+        format.AcceptOnlyFromAmong("csv", "json", "html");
         var file = new Option<FileInfo?>("--out-file", "-o") { Description = "Write the report to this file instead of standard output." };
-        var command = new Command("report", "One row per job of a batch: id, content, status (done/failed/pending), output, timings, error.")
+        var sample = new Option<int>("--sample") { Description = "html: how many jobs to show as thumbnails (all, in a smaller batch).", DefaultValueFactory = _ => 48 };
+        sample.Validators.Add(r =>
         {
-            _batchId, _outputOfBatch, format, file,
+            if (r.GetValue(sample) is < 0 or > 1000) r.AddError("--sample must be between 0 and 1000");
+        });
+        var command = new Command("report", "A batch's jobs and outcomes: CSV or JSON rows (id, content, status, output, timings, error), or an HTML page.")
+        {
+            _batchId, _outputOfBatch, format, file, sample,
         };
         command.SetAction(async (parse, ct) =>
         {
             var batch = parse.GetValue(_batchId)!;
             Submission.ValidateBatchId(batch);
             var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
+            if (parse.GetValue(format) == "html")
+            {
+                var htmlFile = parse.GetValue(file) ?? throw new UsageException("--format html writes a file: pass --out-file report.html");
+                var written = await HtmlReports.WriteAsync(output, batch, htmlFile.FullName, new HtmlReportOptions { Sample = parse.GetValue(sample) }, ct);
+                await _error.WriteLineAsync($"report of {written.Jobs} jobs ({written.Done} done, {written.Failed} failed, {written.Pending} pending, {written.Thumbnails} thumbnails, {written.Bytes / 1024} KiB) written to {htmlFile.FullName}");
+                return ExitCodes.Success;
+            }
+
             var rows = await BatchReport.BuildAsync(output, batch, ct);
             var text = parse.GetValue(format) == "json" ? BatchReport.ToJson(rows) : BatchReport.ToCsv(rows);
             if (parse.GetValue(file) is { } target)
@@ -282,14 +295,21 @@ public sealed class Cli
         var input = new Argument<string>("input") { Description = "A folder of images or one image." };
         var style = new Option<string>("--style") { Description = "The style image file.", Required = true };
         var output = new Option<string>("--out", "--output") { Description = "Output folder.", Required = true };
+        var report = new Option<FileInfo?>("--report") { Description = "Also write the batch's HTML report (as mambast report --format html) to this file." };
         var command = new Command("stylize", "Local mode: stylize a folder on this machine, in process, with the bundled model; no servers.")
         {
-            input, style, output,
+            input, style, output, report,
         };
         var styleOptions = AddStyleOptions(command);
         command.SetAction(async (parse, ct) =>
         {
             var result = await new LocalStylize(_console).RunAsync(parse.GetValue(input)!, parse.GetValue(style)!, parse.GetValue(output)!, styleOptions.Read(parse), ct);
+            if (parse.GetValue(report) is { } reportFile)
+            {
+                await HtmlReports.WriteAsync(new LocalArchiveStore(result.OutputFolder), result.BatchId, reportFile.FullName, new HtmlReportOptions(), ct);
+                _console.MarkupLineInterpolated($"report: {reportFile.FullName}");
+            }
+
             return result.Failed > 0 ? ExitCodes.JobsFailed : ExitCodes.Success;
         });
         return command;

@@ -91,6 +91,15 @@ public sealed record OutcomeRecord
 
     public string? WorkerId { get; init; }
 
+    public string? ModelId { get; init; }
+
+    public string? ModelVersion { get; init; }
+
+    /// <summary>The output already existed; nothing was computed.</summary>
+    public bool Reused { get; init; }
+
+    public OutputQuality? Quality { get; init; }
+
     public DateTimeOffset At { get; init; }
 
     /// <summary>
@@ -103,7 +112,7 @@ public sealed record OutcomeRecord
     public static OutcomeRecord From(ImageStylized e) => new()
     {
         JobId = e.JobId, Status = JobStatus.Done, OutputRef = e.OutputRef, Timings = e.Timings,
-        WorkerId = e.WorkerId, At = e.CompletedAt == default ? DateTimeOffset.UtcNow : e.CompletedAt,
+        WorkerId = e.WorkerId, ModelId = e.ModelId, ModelVersion = e.ModelVersion, Reused = e.Reused, Quality = e.Quality, At = e.CompletedAt == default ? DateTimeOffset.UtcNow : e.CompletedAt,
     };
 
     public static OutcomeRecord From(ImageStylizationFailed e) => new()

@@ -18,7 +18,7 @@ using Spectre.Console;
 
 namespace MambaSt.Batch.Submitter.Local;
 
-public sealed record LocalResult(int Total, int Written, int AlreadyPresent, int Failed, string OutputFolder, IReadOnlyList<OutcomeRecord> Failures);
+public sealed record LocalResult(int Total, int Written, int AlreadyPresent, int Failed, string OutputFolder, IReadOnlyList<OutcomeRecord> Failures, string BatchId);
 
 /// <summary>
 /// <c>stylize</c>: the worker's pipeline and consumer hosted in this process on MassTransit's in-memory
@@ -59,6 +59,7 @@ public sealed class LocalStylize(IAnsiConsole console)
 
         jobs = jobs.DistinctBy(j => j.JobId).ToList();
         JobIdentity.EnsureDistinctOutputs(jobs, options.Format, JobIdentity.NamesIgnoreCase(localOutput: true));
+        info = info with { CreatedAt = DateTimeOffset.UtcNow };
         var present = jobs.Where(j => File.Exists(j.OutputRef)).ToList();
         var todo = jobs.Except(present).ToList();
         Directory.CreateDirectory(output.Root);
@@ -109,10 +110,24 @@ public sealed class LocalStylize(IAnsiConsole console)
             }
         }
 
+        await WriteRecordsAsync(output, info, jobs, present, outcomes.Values, cancellationToken);
         var failures = outcomes.Values.Where(o => o.Status == JobStatus.Failed).ToList();
-        var result = new LocalResult(jobs.Count, outcomes.Count - failures.Count, present.Count, failures.Count, output.Root, failures);
+        var result = new LocalResult(jobs.Count, outcomes.Count - failures.Count, present.Count, failures.Count, output.Root, failures, batchId);
         PrintSummary(result, jobs);
         return result;
+    }
+
+    /// <summary>
+    /// The same records <c>submit</c> and <c>watch</c> keep, so <c>report</c> (CSV, JSON, HTML) reads a local run like a
+    /// distributed one. Outputs that were already present count as reused.
+    /// </summary>
+    private static async Task WriteRecordsAsync(LocalArchiveStore output, BatchInfo info, IReadOnlyList<JobRecord> jobs, IReadOnlyList<JobRecord> present, IEnumerable<OutcomeRecord> outcomes, CancellationToken ct)
+    {
+        await output.WriteTextAsync(BatchPaths.Batch(info.BatchId), System.Text.Json.JsonSerializer.Serialize(info, JsonLines.Options), ct);
+        await output.WriteTextAsync(BatchPaths.Jobs(info.BatchId), JsonLines.Write(jobs), ct);
+        var now = DateTimeOffset.UtcNow;
+        var records = outcomes.Concat(present.Select(j => new OutcomeRecord { JobId = j.JobId, Status = JobStatus.Done, OutputRef = j.OutputRef, Reused = true, At = now }));
+        await output.WriteTextAsync(BatchPaths.Events(info.BatchId, BatchPaths.RunId()), JsonLines.Write(records), ct);
     }
 
     private void PrintSummary(LocalResult result, IReadOnlyList<JobRecord> jobs)

@@ -37,6 +37,44 @@ public static class ArchiveStores
         }
     }
 
+    /// <summary>The bytes at a reference (a local path or a blob location), at most <paramref name="maxBytes"/>;
+    /// null when it does not exist or is larger.</summary>
+    public static async Task<byte[]?> ReadBytesAsync(string location, long maxBytes, CancellationToken cancellationToken)
+    {
+        Stream stream;
+        if (!IsBlob(location))
+        {
+            if (!File.Exists(location)) return null;
+            stream = File.OpenRead(location);
+        }
+        else
+        {
+            try
+            {
+                var target = CurrentResolver().Resolve(location);
+                stream = await target.Store.OpenReadAsync(target.Name, cancellationToken);
+            }
+            catch (StorageException ex) when (ex.Kind is StorageErrorKind.NotFound)
+            {
+                return null;
+            }
+        }
+
+        await using (stream)
+        {
+            using var buffer = new MemoryStream();
+            var chunk = new byte[81920];
+            int read;
+            while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+            {
+                if (buffer.Length + read > maxBytes) return null;
+                buffer.Write(chunk, 0, read);
+            }
+
+            return buffer.ToArray();
+        }
+    }
+
     private static IStorageResolver CurrentResolver()
     {
         var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
