@@ -30,18 +30,24 @@ public sealed class StorageOptions
     [Range(1, 4000L * 1024 * 1024)]
     public int BlockSizeBytes { get; set; } = 8 * 1024 * 1024;
 
+    /// <summary>Blocks of one upload in flight at once; a forward-only stream buffers this many blocks.</summary>
+    [Range(1, 64)]
+    public int UploadConcurrency { get; set; } = 4;
+
     [Range(1, 5000)]
     public int ListPageSize { get; set; } = 1000;
 
+    /// <summary>The Blob service version sent on every request (x-ms-version): pinned below the SDK's newest,
+    /// 2026-10-06, which Azurite 3.37 refuses without --skipApiVersionCheck (docs/storage.md).</summary>
     [Required]
     [RegularExpression(@"^\d{4}-\d{2}-\d{2}$")]
-    public string ApiVersion { get; set; } = "2021-08-06";
+    public string ApiVersion { get; set; } = "2026-06-06";
 
     [Required]
     public StorageResilienceOptions Resilience { get; set; } = new();
 }
 
-/// <summary>Polly settings applied to every HTTP attempt and operation against blob storage.</summary>
+/// <summary>Polly settings applied to every HTTP attempt against blob storage (the SDK's retry slot).</summary>
 public sealed class StorageResilienceOptions
 {
     /// <summary>Retries after the first attempt.</summary>
@@ -54,7 +60,7 @@ public sealed class StorageResilienceOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Limit for one HTTP attempt (a block, a small blob, a list page, the headers of a read).</summary>
+    /// <summary>Limit for one HTTP attempt (a block, a small blob, a list page, the headers of a read); the SDK's network timeout.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(100);
 

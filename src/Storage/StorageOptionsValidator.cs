@@ -31,6 +31,7 @@ internal sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
             if (!string.IsNullOrWhiteSpace(options.ConnectionString)) BlobAccount.FromConnectionString(options.ConnectionString);
             if (!string.IsNullOrWhiteSpace(options.SasUrl)) BlobAccount.FromSasUrl(options.SasUrl);
             if (!string.IsNullOrWhiteSpace(options.AccountUrl)) BlobAccount.ParseAccountUrl(options.AccountUrl, nameof(StorageOptions.AccountUrl));
+            if (!string.IsNullOrWhiteSpace(options.ApiVersion)) AzureBlobStore.ServiceVersion(options.ApiVersion);
         }
         catch (StorageException e)
         {

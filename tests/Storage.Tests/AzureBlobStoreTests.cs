@@ -114,6 +114,30 @@ public sealed class AzureBlobStoreTests(LocalServices services) : BlobStoreContr
         StorageLocation.Redact(url).ShouldNotContain(signature);
     }
 
+    [Fact]
+    public async Task Every_request_sends_the_pinned_service_version_with_a_key_or_a_SAS()
+    {
+        var versions = new System.Collections.Concurrent.ConcurrentBag<string>();
+        HttpResponseMessage? Record(HttpRequestMessage request)
+        {
+            versions.Add(request.Headers.TryGetValues("x-ms-version", out var values) ? string.Join(',', values) : "(none)");
+            return null;
+        }
+
+        var account = BlobAccount.FromConnectionString(services.BlobConnectionString);
+        var sas = AccountSas.Create(account.AccountName, ConnectionKey(services.BlobConnectionString), DateTimeOffset.UtcNow.AddHours(1));
+        var keyStore = await TestStores.AzureAsync(services.BlobConnectionString, handler: new FaultingHandler { Override = Record });
+        var sasStore = new AzureBlobStore(BlobAccount.WithSas(account.Endpoint, sas), keyStore.Container, TestStores.Options(), null, new FaultingHandler { Override = Record }.Transport());
+
+        await keyStore.PutAsync("v.bin", new MemoryStream([1]), null, Ct);
+        (await TestStores.ReadAllAsync(sasStore, "v.bin")).ShouldBe(new byte[] { 1 });
+        await sasStore.ListPageAsync(null, null, null, Ct);
+
+        versions.Count.ShouldBeGreaterThanOrEqualTo(4);
+        versions.ShouldAllBe(v => v == new StorageOptions().ApiVersion);
+        new StorageOptions().ApiVersion.ShouldBe("2026-06-06");
+    }
+
     private static string ConnectionKey(string connectionString) =>
         connectionString.Split(';').Single(p => p.StartsWith("AccountKey=", StringComparison.Ordinal))["AccountKey=".Length..];
 }

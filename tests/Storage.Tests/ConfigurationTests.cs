@@ -45,6 +45,7 @@ public sealed class ConfigurationTests(LocalServices services)
     [InlineData("Storage:Resilience:MaxRetryAttempts", "-1", "MaxRetryAttempts")]
     [InlineData("Storage:Resilience:BaseDelay", "00:05:00", "BaseDelay must not exceed")]
     [InlineData("Storage:BlockSizeBytes", "0", "BlockSizeBytes")]
+    [InlineData("Storage:ApiVersion", "2099-01-01", "Storage:ApiVersion '2099-01-01' is not a Blob service version")]
     public async Task Bad_settings_stop_the_host_with_a_message_naming_the_setting(string setting, string value, string expected)
     {
         using var host = Build(new() { [setting] = value });

@@ -171,7 +171,8 @@ public sealed class ResilienceTests(LocalServices services)
         public Azure.Core.Pipeline.HttpPipelineTransport Transport() => new Azure.Core.Pipeline.HttpClientTransport(new HttpClient(this));
     }
 
-    /// <summary>An Azurite this test owns, so it can stop it without touching the shared one.</summary>
+    /// <summary>An Azurite this test owns, so it can stop it without touching the shared one. Started without
+    /// --skipApiVersionCheck: the pinned Storage:ApiVersion must be one a stock Azurite accepts.</summary>
     private sealed class OwnAzurite(int port, string location)
     {
         private Process? _process;
@@ -180,7 +181,7 @@ public sealed class ResilienceTests(LocalServices services)
         {
             var psi = new ProcessStartInfo(Path.Combine(RepoPaths.Root, "node_modules", ".bin", "azurite-blob"),
                 ["--blobHost", "127.0.0.1", "--blobPort", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--location", location,
-                 "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"])
+                 "--loose", "--disableTelemetry", "--silent"])
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,

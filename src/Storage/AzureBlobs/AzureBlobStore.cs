@@ -1,33 +1,28 @@
 using System.Buffers;
-using System.Globalization;
-using System.Text;
 using System.Text.RegularExpressions;
-using System.Xml.Linq;
 using Azure;
-using Azure.Core;
 using Azure.Core.Pipeline;
+using Azure.Storage;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Polly;
 using Polly.CircuitBreaker;
-using Polly.Timeout;
 
 namespace MambaSt.Batch.Storage.AzureBlobs;
 
 /// <summary>
-/// One Azure Blob container over the Blob REST API on Azure.Core's <see cref="HttpPipeline"/>, with Shared Key,
-/// SAS or token authentication and a Polly pipeline (retry, circuit breaker, per-attempt timeout) around every
-/// HTTP attempt. Thread-safe; create one per container and share it.
+/// One Azure Blob container through Azure.Storage.Blobs (<see cref="BlobContainerClient"/>), authenticated by
+/// Shared Key, SAS or a token credential. The SDK's retry slot holds <see cref="ResilienceRetryPolicy"/> (Polly:
+/// retry around a circuit breaker), the only retry layer; the SDK's network timeout bounds each attempt.
+/// Thread-safe; create one per container and share it.
 /// </summary>
 public sealed partial class AzureBlobStore : IBlobStore
 {
-    private const string StorageScope = "https://storage.azure.com/.default";
-
-    private readonly HttpPipeline _pipeline;
-    private readonly ResiliencePipeline _resilience;
+    private readonly BlobContainerClient _container;
+    private readonly ResilienceRetryPolicy _retry;
     private readonly StorageOptions _options;
-    private readonly string _containerUrl;
-    private long _retries;
+    private readonly StorageTransferOptions _transfer;
 
     /// <param name="transport">Replaces the HTTP transport (tests inject faults here); null uses HttpClient.</param>
     public AzureBlobStore(BlobAccount account, string container, StorageOptions options, ILogger? logger = null, HttpPipelineTransport? transport = null)
@@ -40,23 +35,23 @@ public sealed partial class AzureBlobStore : IBlobStore
         Account = account;
         Container = container;
         _options = options;
-        _containerUrl = $"{account.Endpoint.AbsoluteUri.TrimEnd('/')}/{container}";
-        logger ??= NullLogger.Instance;
-
-        var clientOptions = new BlobClientOptions();
-        clientOptions.Retry.MaxRetries = 0;
-        clientOptions.Retry.NetworkTimeout = options.Resilience.AttemptTimeout;
-        if (transport is not null) clientOptions.Transport = transport;
-
-        HttpPipelinePolicy auth = account switch
+        _retry = new ResilienceRetryPolicy(options.Resilience, logger ?? NullLogger.Instance);
+        _transfer = new StorageTransferOptions
         {
-            { SharedKey: { } key } => new SharedKeyPolicy(key),
-            { Sas: { } sas } => new SasPolicy(sas),
-            { Token: { } token } => new BearerTokenAuthenticationPolicy(token, StorageScope),
-            _ => new AnonymousPolicy(),
+            InitialTransferSize = options.SinglePutLimitBytes,
+            MaximumTransferSize = options.BlockSizeBytes,
+            MaximumConcurrency = options.UploadConcurrency,
         };
-        _pipeline = HttpPipelineBuilder.Build(clientOptions, [], [auth], new NeverErrorClassifier());
-        _resilience = StorageResilience.Build(options.Resilience, logger, () => Interlocked.Increment(ref _retries));
+
+        var clientOptions = ClientOptions(options, _retry, transport);
+        var service = account switch
+        {
+            { SharedKey: { } key } => new BlobServiceClient(account.Endpoint, key, clientOptions),
+            { Sas: { } sas } => new BlobServiceClient(account.Endpoint, sas, clientOptions),
+            { Token: { } token } => new BlobServiceClient(account.Endpoint, token, clientOptions),
+            _ => new BlobServiceClient(account.Endpoint, clientOptions),
+        };
+        _container = service.GetBlobContainerClient(container);
     }
 
     public BlobAccount Account { get; }
@@ -64,7 +59,7 @@ public sealed partial class AzureBlobStore : IBlobStore
     public string Container { get; }
 
     /// <summary>Attempts repeated by the retry strategy since this store was created.</summary>
-    public long RetryCount => Interlocked.Read(ref _retries);
+    public long RetryCount => _retry.RetryCount;
 
     public string Description => $"{Account.Endpoint}/{Container}";
 
@@ -73,12 +68,28 @@ public sealed partial class AzureBlobStore : IBlobStore
     public static bool IsValidContainerName(string? name) =>
         name is "$root" || (name is not null && ContainerNamePattern().IsMatch(name) && !name.Contains("--", StringComparison.Ordinal));
 
-    public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken) =>
-        SendAsync("create container", null, () =>
+    /// <summary>The service version every client of ours sends (connection string, SAS and token alike).</summary>
+    internal static BlobClientOptions.ServiceVersion ServiceVersion(string apiVersion) =>
+        Enum.TryParse<BlobClientOptions.ServiceVersion>("V" + apiVersion.Replace('-', '_'), out var version) && Enum.IsDefined(version)
+            ? version
+            : throw new StorageException(StorageErrorKind.NotConfigured, $"Storage:ApiVersion '{BlobName.Printable(apiVersion)}' is not a Blob service version Azure.Storage.Blobs knows (e.g. 2026-06-06).");
+
+    private static BlobClientOptions ClientOptions(StorageOptions options, ResilienceRetryPolicy retry, HttpPipelineTransport? transport)
+    {
+        var clientOptions = new BlobClientOptions(ServiceVersion(options.ApiVersion))
         {
-            var message = NewMessage(RequestMethod.Put, $"{_containerUrl}?restype=container");
-            return message;
-        }, m => m.Response.Status is 201 or 409 ? true : throw Permanent("create container", null, m.Response, false), cancellationToken);
+            // Replaces the SDK's RetryPolicy in the same pipeline position (per call, before authentication), so
+            // every attempt is signed afresh and nothing else retries.
+            RetryPolicy = retry,
+        };
+        clientOptions.Retry.MaxRetries = 0;
+        clientOptions.Retry.NetworkTimeout = options.Resilience.AttemptTimeout;
+        if (transport is not null) clientOptions.Transport = transport;
+        return clientOptions;
+    }
+
+    public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken) =>
+        RunAsync("create container", null, false, ct => _container.CreateIfNotExistsAsync(cancellationToken: ct), cancellationToken);
 
     public async Task<BlobProperties> PutAsync(string name, Stream content, BlobWriteOptions? options, CancellationToken cancellationToken)
     {
@@ -87,71 +98,75 @@ public sealed partial class AzureBlobStore : IBlobStore
         options ??= new BlobWriteOptions();
         var metadata = ValidateMetadata(options.Metadata);
         var contentType = ValidContentType(options.ContentType);
-        var limit = _options.SinglePutLimitBytes;
+        var upload = new BlobUploadOptions
+        {
+            HttpHeaders = new BlobHttpHeaders { ContentType = contentType },
+            Metadata = new Dictionary<string, string>(metadata),
+            Conditions = options.IfAbsent ? new BlobRequestConditions { IfNoneMatch = ETag.All } : null,
+            TransferOptions = _transfer,
+        };
 
         if (content.CanSeek)
         {
-            var start = content.Position;
-            var remaining = content.Length - start;
-            if (remaining <= limit)
+            var length = content.Length - content.Position;
+            var info = await RunAsync("put", name, options.IfAbsent, ct => Blob(name).UploadAsync(content, upload, ct), cancellationToken).ConfigureAwait(false);
+            return Written(name, length, contentType, metadata, info.Value);
+        }
+
+        // The SDK stages a stream of unknown length in blocks even when it is small. Reading ahead one block (the
+        // SDK buffers a block at a time anyway) lets a short forward-only stream go up in one Put Blob; a longer
+        // one continues from this head, the SDK buffering block by block.
+        var headSize = (int)Math.Min(Math.Min(_options.SinglePutLimitBytes, _options.BlockSizeBytes) + 1, Array.MaxLength);
+        var head = ArrayPool<byte>.Shared.Rent(headSize);
+        try
+        {
+            var read = await content.ReadAtLeastAsync(head.AsMemory(0, headSize), headSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            if (read < headSize)
             {
-                var etag = await PutBlobAsync(name, () => new Window(content, start, remaining), contentType, metadata, options.IfAbsent, cancellationToken).ConfigureAwait(false);
-                return Properties(name, remaining, contentType, etag, metadata);
+                var info = await RunAsync("put", name, options.IfAbsent, ct => Blob(name).UploadAsync(new MemoryStream(head, 0, read, writable: false), upload, ct), cancellationToken).ConfigureAwait(false);
+                return Written(name, read, contentType, metadata, info.Value);
             }
 
-            return await PutBlocksAsync(name, content, ReadOnlyMemory<byte>.Empty, contentType, metadata, options.IfAbsent, cancellationToken).ConfigureAwait(false);
+            var rest = new HeadThenRestStream(head.AsMemory(0, read), content);
+            var staged = await RunAsync("put", name, options.IfAbsent, ct => Blob(name).UploadAsync(rest, upload, ct), cancellationToken).ConfigureAwait(false);
+            return Written(name, rest.BytesRead, contentType, metadata, staged.Value);
         }
-
-        var head = new byte[(int)Math.Min(limit + 1, Array.MaxLength)];
-        var read = await content.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-        if (read <= limit)
+        finally
         {
-            var etag = await PutBlobAsync(name, () => new MemoryStream(head, 0, read, writable: false), contentType, metadata, options.IfAbsent, cancellationToken).ConfigureAwait(false);
-            return Properties(name, read, contentType, etag, metadata);
+            ArrayPool<byte>.Shared.Return(head);
         }
-
-        return await PutBlocksAsync(name, content, head.AsMemory(0, read), contentType, metadata, options.IfAbsent, cancellationToken).ConfigureAwait(false);
     }
+
+    private static BlobProperties Written(string name, long length, string contentType, IReadOnlyDictionary<string, string> metadata, BlobContentInfo info) => new()
+    {
+        Name = name,
+        Length = length,
+        ContentType = contentType,
+        ETag = info.ETag.ToString(),
+        LastModified = info.LastModified,
+        Metadata = metadata,
+    };
 
     public async Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken)
     {
         BlobName.Validate(name);
-        return await SendAsync("read", name, () =>
-        {
-            var message = NewMessage(RequestMethod.Get, BlobUrl(name));
-            message.BufferResponse = false;
-            return message;
-        }, m => m.Response.Status == 200
-            ? m.ExtractResponseContent() ?? new MemoryStream([], writable: false)
-            : throw Permanent("read", name, m.Response, false), cancellationToken).ConfigureAwait(false);
+        var download = await RunAsync("read", name, false, ct => Blob(name).DownloadStreamingAsync(cancellationToken: ct), cancellationToken).ConfigureAwait(false);
+        return download.Value.Content;
     }
 
     public async Task<BlobProperties> GetPropertiesAsync(string name, CancellationToken cancellationToken)
     {
         BlobName.Validate(name);
-        return await SendAsync("get properties", name, () => NewMessage(RequestMethod.Head, BlobUrl(name)), m =>
+        var properties = (await RunAsync("get properties", name, false, ct => Blob(name).GetPropertiesAsync(cancellationToken: ct), cancellationToken).ConfigureAwait(false)).Value;
+        return new BlobProperties
         {
-            var response = m.Response;
-            if (response.Status != 200) throw Permanent("get properties", name, response, false);
-            var metadata = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            foreach (var header in response.Headers)
-            {
-                if (header.Name.StartsWith("x-ms-meta-", StringComparison.OrdinalIgnoreCase))
-                {
-                    metadata[header.Name["x-ms-meta-".Length..]] = header.Value;
-                }
-            }
-
-            return new BlobProperties
-            {
-                Name = name,
-                Length = response.Headers.ContentLength ?? 0,
-                ContentType = response.Headers.ContentType ?? "application/octet-stream",
-                ETag = response.Headers.ETag?.ToString(),
-                LastModified = response.Headers.TryGetValue("Last-Modified", out var modified) && DateTimeOffset.TryParse(modified, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null,
-                Metadata = metadata,
-            };
-        }, cancellationToken).ConfigureAwait(false);
+            Name = name,
+            Length = properties.ContentLength,
+            ContentType = properties.ContentType ?? "application/octet-stream",
+            ETag = properties.ETag.ToString(),
+            LastModified = properties.LastModified,
+            Metadata = new Dictionary<string, string>(properties.Metadata, StringComparer.OrdinalIgnoreCase),
+        };
     }
 
     public async Task<BlobPage> ListPageAsync(string? prefix, string? continuationToken, int? pageSize, CancellationToken cancellationToken)
@@ -163,211 +178,96 @@ public sealed partial class AzureBlobStore : IBlobStore
             throw new StorageException(StorageErrorKind.InvalidRequest, $"Page size {size} is outside 1-5000.");
         }
 
-        var url = new StringBuilder($"{_containerUrl}?restype=container&comp=list&maxresults={size}");
-        if (prefix.Length > 0) url.Append("&prefix=").Append(Uri.EscapeDataString(prefix));
-        if (!string.IsNullOrEmpty(continuationToken)) url.Append("&marker=").Append(Uri.EscapeDataString(continuationToken));
-
-        return await SendAsync("list", prefix, () => NewMessage(RequestMethod.Get, url.ToString()), m =>
+        return await RunAsync("list", prefix, false, async ct =>
         {
-            if (m.Response.Status != 200) throw Permanent("list", prefix, m.Response, false);
-            return ParseList(m.Response.Content.ToStream());
+            var pages = _container.GetBlobsAsync(new GetBlobsOptions { Prefix = prefix.Length == 0 ? null : prefix }, ct)
+                .AsPages(string.IsNullOrEmpty(continuationToken) ? null : continuationToken, size);
+            await foreach (var page in pages.ConfigureAwait(false))
+            {
+                return new BlobPage
+                {
+                    Items = [.. page.Values.Select(blob => new BlobItem
+                    {
+                        Name = blob.Name,
+                        Length = blob.Properties.ContentLength ?? 0,
+                        ContentType = blob.Properties.ContentType,
+                        LastModified = blob.Properties.LastModified,
+                    })],
+                    ContinuationToken = string.IsNullOrEmpty(page.ContinuationToken) ? null : page.ContinuationToken,
+                };
+            }
+
+            return new BlobPage { Items = [], ContinuationToken = null };
         }, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         BlobName.Validate(name);
-        return await SendAsync("delete", name, () => NewMessage(RequestMethod.Delete, BlobUrl(name)), m => m.Response.Status switch
-        {
-            202 or 200 => true,
-            404 => false,
-            _ => throw Permanent("delete", name, m.Response, false),
-        }, cancellationToken).ConfigureAwait(false);
+        return (await RunAsync("delete", name, false, ct => Blob(name).DeleteIfExistsAsync(cancellationToken: ct), cancellationToken).ConfigureAwait(false)).Value;
     }
 
-    private Task<string?> PutBlobAsync(string name, Func<Stream> body, string contentType, IReadOnlyDictionary<string, string> metadata, bool ifAbsent, CancellationToken cancellationToken) =>
-        SendAsync("put", name, () =>
-        {
-            var message = NewMessage(RequestMethod.Put, BlobUrl(name));
-            var request = message.Request;
-            request.Headers.SetValue("x-ms-blob-type", "BlockBlob");
-            request.Headers.SetValue("Content-Type", contentType);
-            AddWriteHeaders(request, metadata, ifAbsent);
-            request.Content = RequestContent.Create(body());
-            return message;
-        }, m => m.Response.Status == 201 ? m.Response.Headers.ETag?.ToString() : throw Permanent("put", name, m.Response, ifAbsent), cancellationToken);
+    private BlobClient Blob(string name) => _container.GetBlobClient(name);
 
-    private async Task<BlobProperties> PutBlocksAsync(
-        string name, Stream content, ReadOnlyMemory<byte> head, string contentType, IReadOnlyDictionary<string, string> metadata, bool ifAbsent, CancellationToken cancellationToken)
+    /// <summary>One SDK call; its failures become <see cref="StorageException"/>s that name the blob, never a URL query or key.</summary>
+    private async Task<T> RunAsync<T>(string operation, string? name, bool ifAbsent, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
-        var blockSize = _options.BlockSizeBytes;
-        var blockIds = new List<string>();
-        var uploadId = Guid.NewGuid().ToString("N")[..8];
-        var buffer = ArrayPool<byte>.Shared.Rent(blockSize);
-        long total = 0;
         try
         {
-            while (true)
-            {
-                ReadOnlyMemory<byte> block;
-                if (head.Length >= blockSize)
-                {
-                    block = head[..blockSize];
-                    head = head[blockSize..];
-                }
-                else if (head.Length > 0)
-                {
-                    head.CopyTo(buffer);
-                    var more = await content.ReadAtLeastAsync(buffer.AsMemory(head.Length, blockSize - head.Length), blockSize - head.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-                    block = buffer.AsMemory(0, head.Length + more);
-                    head = ReadOnlyMemory<byte>.Empty;
-                }
-                else
-                {
-                    var read = await content.ReadAtLeastAsync(buffer.AsMemory(0, blockSize), blockSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-                    if (read == 0) break;
-                    block = buffer.AsMemory(0, read);
-                }
-
-                var blockId = Convert.ToBase64String(Encoding.ASCII.GetBytes($"{uploadId}-{blockIds.Count:D6}"));
-                await SendAsync("put block", name, () =>
-                {
-                    var message = NewMessage(RequestMethod.Put, $"{BlobUrl(name)}?comp=block&blockid={Uri.EscapeDataString(blockId)}");
-                    message.Request.Headers.SetValue("Content-Type", "application/octet-stream");
-                    message.Request.Content = RequestContent.Create(block);
-                    return message;
-                }, m => m.Response.Status == 201 ? true : throw Permanent("put block", name, m.Response, false), cancellationToken).ConfigureAwait(false);
-                blockIds.Add(blockId);
-                total += block.Length;
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        var list = new XElement("BlockList", blockIds.Select(id => new XElement("Latest", id)));
-        var body = Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"utf-8\"?>" + list.ToString(SaveOptions.DisableFormatting));
-        var etag = await SendAsync("put block list", name, () =>
-        {
-            var message = NewMessage(RequestMethod.Put, $"{BlobUrl(name)}?comp=blocklist");
-            var request = message.Request;
-            request.Headers.SetValue("Content-Type", "application/xml");
-            request.Headers.SetValue("x-ms-blob-content-type", contentType);
-            AddWriteHeaders(request, metadata, ifAbsent);
-            request.Content = RequestContent.Create(body);
-            return message;
-        }, m => m.Response.Status == 201 ? m.Response.Headers.ETag?.ToString() : throw Permanent("put block list", name, m.Response, ifAbsent), cancellationToken).ConfigureAwait(false);
-        return Properties(name, total, contentType, etag, metadata);
-    }
-
-    /// <summary>One operation: a fresh message per attempt (so bodies are re-sent from the start), inside the Polly pipeline.</summary>
-    private async Task<T> SendAsync<T>(string operation, string? name, Func<HttpMessage> create, Func<HttpMessage, T> complete, CancellationToken cancellationToken)
-    {
-        var context = ResilienceContextPool.Shared.Get($"{operation} {Container}/{name}", cancellationToken);
-        try
-        {
-            return await _resilience.ExecuteAsync(
-                static async (ctx, state) =>
-                {
-                    using var message = state.create();
-                    await state.store._pipeline.SendAsync(message, ctx.CancellationToken).ConfigureAwait(false);
-                    var status = message.Response.Status;
-                    if (TransientStatusException.IsTransient(status))
-                    {
-                        message.Response.Headers.TryGetValue("Retry-After", out var retryAfter);
-                        throw new TransientStatusException(status, ErrorCode(message.Response), StorageResilience.RetryAfter(retryAfter));
-                    }
-
-                    return state.complete(message);
-                },
-                context,
-                (store: this, create, complete)).ConfigureAwait(false);
-        }
-        catch (StorageException)
-        {
-            throw;
+            return await call(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             throw;
         }
-        catch (TransientStatusException e)
+        catch (Exception e) when (Translate(operation, name, ifAbsent, e) is { } translated)
         {
-            throw new StorageException(e.Status == 408 ? StorageErrorKind.Timeout : StorageErrorKind.Unavailable, Failed(operation, name, $"HTTP {e.Status} {e.ErrorCode} after {RetriesText}"), e.Status, e);
-        }
-        catch (TimeoutRejectedException e)
-        {
-            throw new StorageException(StorageErrorKind.Timeout, Failed(operation, name, $"each attempt timed out after {_options.Resilience.AttemptTimeout}; {RetriesText}"), null, e);
-        }
-        catch (BrokenCircuitException e)
-        {
-            throw new StorageException(StorageErrorKind.Unavailable, Failed(operation, name, $"circuit open after repeated failures; {RetriesText}"), null, e);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException or RequestFailedException or OperationCanceledException)
-        {
-            var kind = e is OperationCanceledException ? StorageErrorKind.Timeout : StorageErrorKind.Unavailable;
-            throw new StorageException(kind, Failed(operation, name, $"{StorageResilience.Describe(e)}; {RetriesText}"), null, e);
-        }
-        finally
-        {
-            ResilienceContextPool.Shared.Return(context);
+            throw translated;
         }
     }
 
-    private string RetriesText => $"up to {_options.Resilience.MaxRetryAttempts} retries";
-
-    private string Failed(string operation, string? name, string why) => $"Storage {operation} '{Container}/{BlobName.Printable(name)}' on {Account.Endpoint} failed: {why}.";
-
-    private StorageException Permanent(string operation, string? name, Response response, bool ifAbsent)
+    private StorageException? Translate(string operation, string? name, bool ifAbsent, Exception e)
     {
-        var status = response.Status;
-        var code = ErrorCode(response);
+        switch (e)
+        {
+            case StorageException:
+                return null;
+            case AggregateException { InnerExceptions.Count: > 0 } aggregate:
+                return Translate(operation, name, ifAbsent, aggregate.InnerExceptions[0]);
+            case RequestFailedException { Status: > 0 } failed:
+                return FromStatus(operation, name, ifAbsent, failed.Status, failed.ErrorCode);
+            case BrokenCircuitException:
+                return new StorageException(StorageErrorKind.Unavailable, Failed(operation, name, $"circuit open after repeated failures; {RetriesText}"), null, e);
+            case OperationCanceledException:
+                return new StorageException(StorageErrorKind.Timeout, Failed(operation, name, $"each attempt timed out after {_options.Resilience.AttemptTimeout}; {RetriesText}"), null, e);
+            case RequestFailedException or HttpRequestException or IOException:
+                return new StorageException(StorageErrorKind.Unavailable, Failed(operation, name, $"{ResilienceRetryPolicy.Describe(e)}; {RetriesText}"), null, e);
+            default:
+                return null;
+        }
+    }
+
+    /// <remarks>No inner exception: the SDK's message carries the response body, which is the service's to word.</remarks>
+    private StorageException FromStatus(string operation, string? name, bool ifAbsent, int status, string? code)
+    {
+        var transient = TransientStatusException.IsTransient(status);
         var kind = status switch
         {
             404 => StorageErrorKind.NotFound,
             409 or 412 when ifAbsent => StorageErrorKind.AlreadyExists,
             401 or 403 => StorageErrorKind.Forbidden,
+            408 => StorageErrorKind.Timeout,
             400 when code is "InvalidResourceName" or "InvalidUri" or "OutOfRangeInput" => StorageErrorKind.InvalidName,
-            >= 500 => StorageErrorKind.Unavailable,
+            >= 500 or 429 => StorageErrorKind.Unavailable,
             _ => StorageErrorKind.InvalidRequest,
         };
-        return new StorageException(kind, Failed(operation, name, $"HTTP {status} {code}".TrimEnd()), status);
+        var why = $"HTTP {status} {code}".TrimEnd();
+        return new StorageException(kind, Failed(operation, name, transient ? $"{why} after {RetriesText}" : why), status);
     }
 
-    private static string? ErrorCode(Response response) =>
-        response.Headers.TryGetValue("x-ms-error-code", out var code) ? code : null;
+    private string RetriesText => $"up to {_options.Resilience.MaxRetryAttempts} retries";
 
-    private HttpMessage NewMessage(RequestMethod method, string url)
-    {
-        var message = _pipeline.CreateMessage();
-        message.Request.Method = method;
-        message.Request.Uri.Reset(new Uri(url));
-        message.Request.Headers.SetValue("x-ms-version", _options.ApiVersion);
-        return message;
-    }
-
-    private string BlobUrl(string name) => $"{_containerUrl}/{string.Join('/', name.Split('/').Select(Uri.EscapeDataString))}";
-
-    private static void AddWriteHeaders(Request request, IReadOnlyDictionary<string, string> metadata, bool ifAbsent)
-    {
-        foreach (var (key, value) in metadata)
-        {
-            request.Headers.SetValue($"x-ms-meta-{key}", value);
-        }
-
-        if (ifAbsent) request.Headers.SetValue("If-None-Match", "*");
-    }
-
-    private static BlobProperties Properties(string name, long length, string contentType, string? etag, IReadOnlyDictionary<string, string> metadata) => new()
-    {
-        Name = name,
-        Length = length,
-        ContentType = contentType,
-        ETag = etag,
-        LastModified = DateTimeOffset.UtcNow,
-        Metadata = metadata,
-    };
+    private string Failed(string operation, string? name, string why) => $"Storage {operation} '{Container}/{BlobName.Printable(name)}' on {Account.Endpoint} failed: {why}.";
 
     internal static IReadOnlyDictionary<string, string> ValidateMetadata(IReadOnlyDictionary<string, string>? metadata)
     {
@@ -399,98 +299,68 @@ public sealed partial class AzureBlobStore : IBlobStore
         return contentType;
     }
 
-    private static BlobPage ParseList(Stream xml)
-    {
-        var root = XDocument.Load(xml).Root ?? throw new StorageException(StorageErrorKind.Unavailable, "List response had no XML root.");
-        var items = root.Element("Blobs")?.Elements("Blob").Select(blob =>
-        {
-            var properties = blob.Element("Properties");
-            var modified = properties?.Element("Last-Modified")?.Value;
-            return new BlobItem
-            {
-                Name = blob.Element("Name")?.Value ?? "",
-                Length = long.TryParse(properties?.Element("Content-Length")?.Value, CultureInfo.InvariantCulture, out var length) ? length : 0,
-                ContentType = properties?.Element("Content-Type")?.Value,
-                LastModified = DateTimeOffset.TryParse(modified, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null,
-            };
-        }).ToList() ?? [];
-        var next = root.Element("NextMarker")?.Value;
-        return new BlobPage { Items = items, ContinuationToken = string.IsNullOrEmpty(next) ? null : next };
-    }
-
     [GeneratedRegex("^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")]
     private static partial Regex ContainerNamePattern();
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,255}$")]
     private static partial Regex MetadataNamePattern();
 
-    private sealed class BlobClientOptions : ClientOptions;
-
-    private sealed class NeverErrorClassifier : ResponseClassifier
+    /// <summary>A forward-only stream of an already read head followed by the rest of the caller's stream,
+    /// counting what the SDK read for the written length.</summary>
+    private sealed class HeadThenRestStream(ReadOnlyMemory<byte> head, Stream rest) : Stream
     {
-        public override bool IsErrorResponse(HttpMessage message) => false;
-    }
+        private ReadOnlyMemory<byte> _head = head;
+        private long _read;
 
-    private sealed class AnonymousPolicy : HttpPipelineSynchronousPolicy;
-
-    /// <summary>A non-owning, seekable view of part of the caller's stream, so a retry can re-send from the start
-    /// without disposing the caller's stream.</summary>
-    private sealed class Window(Stream inner, long start, long length) : Stream
-    {
-        private long _position;
+        public long BytesRead => Interlocked.Read(ref _read);
 
         public override bool CanRead => true;
 
-        public override bool CanSeek => true;
+        public override bool CanSeek => false;
 
         public override bool CanWrite => false;
 
-        public override long Length => length;
+        public override long Length => throw new NotSupportedException();
 
         public override long Position
         {
-            get => _position;
-            set => _position = Math.Clamp(value, 0, length);
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
         }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
-        public override int Read(Span<byte> buffer)
-        {
-            var n = (int)Math.Min(buffer.Length, length - _position);
-            if (n <= 0) return 0;
-            inner.Position = start + _position;
-            var read = inner.Read(buffer[..n]);
-            _position += read;
-            return read;
-        }
+        public override int Read(Span<byte> buffer) => FromHead(buffer) is var n and > 0 ? n : Count(rest.Read(buffer));
 
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            var n = (int)Math.Min(buffer.Length, length - _position);
-            if (n <= 0) return 0;
-            inner.Position = start + _position;
-            var read = await inner.ReadAsync(buffer[..n], cancellationToken).ConfigureAwait(false);
-            _position += read;
-            return read;
-        }
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            FromHead(buffer.Span) is var n and > 0 ? n : Count(await rest.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => length + offset,
-        };
 
         public override void Flush()
         {
         }
 
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
         public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        private int FromHead(Span<byte> buffer)
+        {
+            if (_head.IsEmpty || buffer.IsEmpty) return 0;
+            var n = Math.Min(buffer.Length, _head.Length);
+            _head.Span[..n].CopyTo(buffer);
+            _head = _head[n..];
+            return Count(n);
+        }
+
+        private int Count(int read)
+        {
+            Interlocked.Add(ref _read, read);
+            return read;
+        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using Azure;
 using Azure.Core;
+using Azure.Storage;
 
 namespace MambaSt.Batch.Storage.AzureBlobs;
 
@@ -25,7 +26,7 @@ public sealed class BlobAccount
 
     public string AccountName { get; }
 
-    public AzureNamedKeyCredential? SharedKey { get; private init; }
+    public StorageSharedKeyCredential? SharedKey { get; private init; }
 
     public AzureSasCredential? Sas { get; private init; }
 
@@ -36,7 +37,7 @@ public sealed class BlobAccount
     public override string ToString() => $"{Endpoint} ({CredentialKind})";
 
     public static BlobAccount WithSharedKey(Uri endpoint, string accountName, string accountKey) =>
-        new(Normalize(endpoint), accountName) { SharedKey = new AzureNamedKeyCredential(accountName, accountKey) };
+        new(Normalize(endpoint), accountName) { SharedKey = new StorageSharedKeyCredential(accountName, accountKey) };
 
     public static BlobAccount WithSas(Uri endpoint, string sasToken) =>
         new(Normalize(endpoint), AccountNameOf(endpoint)) { Sas = new AzureSasCredential(sasToken.TrimStart('?')) };
