@@ -5,9 +5,11 @@ using CloudNative.CloudEvents.SystemTextJson;
 using MambaSt.Batch.Contracts;
 using MassTransit;
 using MassTransit.Serialization;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
 
 namespace MambaSt.Batch.Processing;
 
@@ -23,7 +25,7 @@ public sealed class CloudEventsPublisher(
     IOptions<CloudEventsOptions> cloudEventsOptions,
     IOptions<BrokerOptions> brokerOptions,
     IOptions<WorkerOptions> workerOptions,
-    ILogger<CloudEventsPublisher> logger) : IAsyncDisposable
+    ILogger<CloudEventsPublisher> logger) : IHostedService, IAsyncDisposable
 {
     public const string StylizedType = "mambast.image.stylized.v1";
 
@@ -82,16 +84,13 @@ public sealed class CloudEventsPublisher(
         try
         {
             var channel = await ChannelAsync(cancellationToken);
-            try
-            {
-                await channel.BasicPublishAsync(_options.Exchange, routingKey, mandatory: false, properties, body, cancellationToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogWarning(ex, "CloudEvent {Type} for job {JobId} not confirmed by the broker; the batch is retried", cloudEvent.Type, cloudEvent.Subject);
-                await ResetAsync();
-                throw;
-            }
+            await channel.BasicPublishAsync(_options.Exchange, routingKey, mandatory: false, properties, body, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "CloudEvent {Type} for job {JobId} not confirmed by the broker; the delivery batch is retried", cloudEvent.Type, cloudEvent.Subject);
+            await ResetAsync();
+            throw;
         }
         finally
         {
@@ -99,12 +98,42 @@ public sealed class CloudEventsPublisher(
         }
     }
 
+    /// <summary>Declares the exchange before the bus starts: an exchange of another type (a bad CloudEvents:Exchange)
+    /// stops the worker here rather than failing every batch. An unreachable broker only warns (MassTransit waits for it too).</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!_options.Enabled) return;
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            await ChannelAsync(cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.PreconditionFailed)
+        {
+            await ResetAsync();
+            throw new InvalidOperationException(
+                $"CloudEvents:Exchange '{_options.Exchange}' exists on the broker but is not a durable topic exchange: {ex.ShutdownReason.ReplyText}. " +
+                "Choose another name or delete that exchange.", ex);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "CloudEvents: broker not reachable at start; connecting on the first event");
+            await ResetAsync();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     private async Task<IChannel> ChannelAsync(CancellationToken cancellationToken)
     {
         if (_channel is { IsOpen: true }) return _channel;
         await ResetAsync();
         var broker = brokerOptions.Value;
-        var factory = new ConnectionFactory { Uri = broker.ToAmqpUri(), ClientProvidedName = "mambast-worker-cloudevents" };
+        var factory = new ConnectionFactory { Uri = broker.ToAmqpUri(), ClientProvidedName = "mambast-worker-cloudevents", RequestedConnectionTimeout = TimeSpan.FromSeconds(10) };
         if (!string.IsNullOrEmpty(broker.Username)) factory.UserName = broker.Username;
         if (!string.IsNullOrEmpty(broker.Password)) factory.Password = broker.Password;
         _connection = await factory.CreateConnectionAsync(cancellationToken);

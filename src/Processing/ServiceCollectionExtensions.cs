@@ -35,6 +35,7 @@ public static class ServiceCollectionExtensions
     {
         services.AddOptions<CloudEventsOptions>().BindConfiguration(CloudEventsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<CloudEventsPublisher>();
+        services.AddHostedService(sp => sp.GetRequiredService<CloudEventsPublisher>());
         services.AddPublishObserver<CloudEventsPublishObserver>();
         return services;
     }

@@ -97,30 +97,45 @@ public class SubscriberEndToEndTests(LocalServices services)
     }
 
     [Fact]
-    public async Task A_CloudEvents_publish_failure_loses_no_outcome()
+    public async Task A_CloudEvent_the_broker_refuses_is_published_again_when_the_delivery_batch_is_retried()
     {
         var ct = TestContext.Current.CancellationToken;
         await using var h = new PipelineHarness(services);
         await h.StartListeningAsync(ct);
+        var exchange = $"mambast.events-{h.QueueName}";
+        await using var rabbit = await Capture.StartAsync(services.RabbitMqUrl, h.BatchId, ct, exchange);
+        // A full queue with overflow reject-publish makes the broker nack every CloudEvent routed to it.
+        var blocker = $"blocker-{h.QueueName}";
+        await rabbit.DeclareAsync(blocker, exchange, new() { ["x-max-length"] = 0, ["x-overflow"] = "reject-publish" });
         var jobs = await h.UploadJobsAsync(1, 32, 32, ct);
 
-        // A headers exchange cannot be redeclared as topic: every CloudEvents publish fails (PRECONDITION_FAILED).
-        await using var worker = WorkerProcess.Start(h.WorkerSettings(new() { ["CloudEvents__Exchange"] = BatchTopology.BatchEventsExchange }));
+        await using var worker = WorkerProcess.Start(h.WorkerSettings(new() { ["CloudEvents__Exchange"] = exchange }));
         await h.SendAsync(jobs, ct);
         await h.WaitForOutcomesAsync(1, Patience, () => worker.Log, ct);
+        await worker.WaitForLogAsync("not confirmed by the broker", Patience, ct);
 
-        // The MassTransit event went out (confirmed) before the CloudEvent; the failed CloudEvent faults the delivery,
-        // so the job is not acknowledged as done: after the batch retries it waits in the error queue.
-        await using var rabbit = await Capture.StartAsync(services.RabbitMqUrl, h.BatchId, ct);
-        var deadline = DateTime.UtcNow + Patience;
-        while (await rabbit.CountAsync($"{h.QueueName}_error") is not > 0u)
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the job never reached {h.QueueName}_error\n{worker.Log}");
-            await Task.Delay(200, ct);
-        }
-
+        // The MassTransit event went out first; the refused CloudEvent failed the delivery batch, so the job was not
+        // acknowledged. Once the broker accepts again, the retried batch publishes the CloudEvent.
+        await rabbit.DeleteQueuesAsync([blocker]);
+        await rabbit.DrainAsync(Capture.CloudEventsQueue, 0, ct); // copies routed before the unblock
+        var after = await rabbit.DrainAsync(Capture.CloudEventsQueue, 1, ct, Patience);
+        after.ShouldNotBeEmpty(worker.Log);
+        after.ShouldAllBe(e => JsonNode.Parse(e.Body)!["subject"]!.GetValue<string>() == jobs[0].JobId.ToString("D"));
+        h.Completed.ShouldNotBeEmpty();
         h.Completed.ShouldAllBe(c => c.JobId == jobs[0].JobId);
-        worker.Log.ShouldContain("not confirmed by the broker");
+        h.Failed.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task A_CloudEvents_exchange_of_another_type_stops_the_worker_at_start()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var h = new PipelineHarness(services);
+        await using var rabbit = await Capture.StartAsync(services.RabbitMqUrl, h.BatchId, ct); // declares it as a headers exchange
+        await using var worker = WorkerProcess.Start(h.WorkerSettings(new() { ["CloudEvents__Exchange"] = BatchTopology.BatchEventsExchange }));
+        var exit = await worker.WaitForExitAsync(Patience);
+        exit.ShouldNotBe(0);
+        worker.Log.ShouldContain($"CloudEvents:Exchange '{BatchTopology.BatchEventsExchange}' exists on the broker but is not a durable topic exchange");
     }
 
     private sealed record Captured(string Body, string? ContentType, string RoutingKey, Dictionary<string, string> Headers);
@@ -141,7 +156,7 @@ public class SubscriberEndToEndTests(LocalServices services)
             _channel = channel;
         }
 
-        public static async Task<Capture> StartAsync(string url, string batchId, CancellationToken ct)
+        public static async Task<Capture> StartAsync(string url, string batchId, CancellationToken ct, string cloudEventsExchange = CloudEventsOptions.DefaultExchange)
         {
             var connection = await new ConnectionFactory { Uri = new Uri(url) }.CreateConnectionAsync(ct);
             var channel = await connection.CreateChannelAsync(cancellationToken: ct);
@@ -158,9 +173,9 @@ public class SubscriberEndToEndTests(LocalServices services)
 
             var mt = (await channel.QueueDeclareAsync($"capture-mt-{id}", durable: false, exclusive: true, autoDelete: true, cancellationToken: ct)).QueueName;
             await channel.QueueBindAsync(mt, BatchTopology.BatchEventsExchange, "", new Dictionary<string, object?> { ["x-match"] = "all", [EventHeaders.BatchId] = batchId }, cancellationToken: ct);
-            await channel.ExchangeDeclareAsync(CloudEventsOptions.DefaultExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: ct);
+            await channel.ExchangeDeclareAsync(cloudEventsExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: ct);
             var ce = (await channel.QueueDeclareAsync($"capture-ce-{id}", durable: false, exclusive: true, autoDelete: true, cancellationToken: ct)).QueueName;
-            await channel.QueueBindAsync(ce, CloudEventsOptions.DefaultExchange, $"mambast.image.*.v1.{batchId}", cancellationToken: ct);
+            await channel.QueueBindAsync(ce, cloudEventsExchange, $"mambast.image.*.v1.{batchId}", cancellationToken: ct);
             capture._queues[MassTransitQueue] = mt;
             capture._queues[CloudEventsQueue] = ce;
             return capture;
@@ -180,10 +195,10 @@ public class SubscriberEndToEndTests(LocalServices services)
         }
 
         /// <summary>Gets every message now in the queue, waiting up to 10 s for at least <paramref name="expected"/>.</summary>
-        public async Task<List<Captured>> DrainAsync(string queue, int expected, CancellationToken ct)
+        public async Task<List<Captured>> DrainAsync(string queue, int expected, CancellationToken ct, TimeSpan? patience = null)
         {
             var result = new List<Captured>();
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            var deadline = DateTime.UtcNow + (patience ?? TimeSpan.FromSeconds(10));
             while (true)
             {
                 var got = await _channel.BasicGetAsync(_queues[queue], autoAck: true, ct);
@@ -198,6 +213,13 @@ public class SubscriberEndToEndTests(LocalServices services)
                     .ToDictionary(kv => kv.Key, kv => kv.Value is byte[] b ? Encoding.UTF8.GetString(b) : kv.Value?.ToString() ?? "");
                 result.Add(new Captured(Encoding.UTF8.GetString(got.Body.Span), got.BasicProperties.ContentType, got.RoutingKey, headers));
             }
+        }
+
+        public async Task DeclareAsync(string queue, string exchange, Dictionary<string, object?> arguments)
+        {
+            await using var channel = await _connection.CreateChannelAsync();
+            await channel.QueueDeclareAsync(queue, durable: false, exclusive: false, autoDelete: false, arguments: arguments);
+            await channel.QueueBindAsync(queue, exchange, "#");
         }
 
         public async Task DeleteQueuesAsync(IEnumerable<string> queues)
