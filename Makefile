@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test demo services-up services-down golden training-data evaluate clean native bench-imaging bench-inference bench-pipeline bench-submit
+.PHONY: help setup build test demo contracts services-up services-down golden training-data evaluate clean native bench-imaging bench-inference bench-pipeline bench-submit
 
 help:
 	@echo "make demo   - stylize the sample images with the bundled model, in process (no servers)"
 	@echo "make test   - every test suite (.NET + Python) against real RabbitMQ, Azurite, ONNX Runtime, libvips"
 	@echo "make setup  - install what is missing (apt, npm ci, dotnet restore)"
+	@echo "make contracts - regenerate contracts/schemas/*.schema.json from src/Contracts (commit the result)"
 	@echo "make services-up / services-down - local RabbitMQ + Azurite for development"
 	@echo "make training-data - the bundled model's training and held-out image folders (artifacts/training-data)"
 	@echo "make evaluate CHECKPOINT=... [STRENGTH='0 0.5 1'] - score a training checkpoint on the held-out images (docs/evaluation.md)"
@@ -23,6 +24,9 @@ test: setup
 
 demo: setup
 	@scripts/demo.sh
+
+contracts:
+	dotnet run --project tools/ContractsGen -c Release -- $(CURDIR)
 
 services-up: setup
 	@scripts/services.sh up

@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-APT_PACKAGES=(rabbitmq-server python3-torch libtorch-dev python3-dev ninja-build pybind11-dev libopenblas0-pthread python3-onnx python3-pytest python3-numpy python3-pil python3-yaml python3-jsonschema libvips42 libvips-tools cmake g++ golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev chromium)
+APT_PACKAGES=(rabbitmq-server python3-torch libtorch-dev python3-dev ninja-build pybind11-dev libopenblas0-pthread python3-onnx python3-pytest python3-numpy python3-pil python3-yaml python3-jsonschema python3-pika libvips42 libvips-tools cmake g++ golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

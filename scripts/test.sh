@@ -45,6 +45,17 @@ if ! dotnet build MambaSt.Batch.sln --configuration Release --nologo --verbosity
   echo "0 passed, 1 failed"; exit 1
 fi
 
+echo "== dotnet pack src/Contracts"
+rm -rf artifacts/packages
+if dotnet pack src/Contracts --configuration Release --no-build --nologo --verbosity quiet --output artifacts/packages \
+   && compgen -G "artifacts/packages/MambaSt.Batch.Contracts.*.nupkg" > /dev/null \
+   && compgen -G "artifacts/packages/MambaSt.Batch.Contracts.*.snupkg" > /dev/null; then
+  ls artifacts/packages
+else
+  echo "test: dotnet pack src/Contracts produced no MambaSt.Batch.Contracts .nupkg/.snupkg" >&2
+  status=1
+fi
+
 echo "== dotnet test"
 filter=()
 [[ -n "${MAMBAST_TEST_FILTER:-}" ]] && filter=(--filter "$MAMBAST_TEST_FILTER")

@@ -30,6 +30,16 @@ public static class ServiceCollectionExtensions
         return services;
     }
 
+    /// <summary>CloudEvents copies of the outcome events on the topic exchange CloudEvents:Exchange (worker host; on unless CloudEvents:Enabled is false).</summary>
+    public static IServiceCollection AddCloudEventsPublishing(this IServiceCollection services)
+    {
+        services.AddOptions<CloudEventsOptions>().BindConfiguration(CloudEventsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<CloudEventsPublisher>();
+        services.AddHostedService(sp => sp.GetRequiredService<CloudEventsPublisher>());
+        services.AddPublishObserver<CloudEventsPublishObserver>();
+        return services;
+    }
+
     public static IBusRegistrationConfigurator AddStylizationConsumer(this IBusRegistrationConfigurator bus)
     {
         bus.AddConsumer<StylizeImageConsumer, StylizeImageConsumerDefinition>();

@@ -25,6 +25,7 @@ public static class WorkerHostExtensions
 
         services.AddStylizationPipeline(configuration);
         services.AddRabbitMqRedelivery();
+        services.AddCloudEventsPublishing();
 
         // Load the model before the bus starts taking messages (hosted services start in order).
         services.AddSingleton<ModelWarmup>();

@@ -1,0 +1,4 @@
+using MambaSt.Batch.Testing;
+
+[assembly: AssemblyFixture(typeof(LocalServices))]
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
