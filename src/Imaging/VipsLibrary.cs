@@ -6,6 +6,13 @@ namespace MambaSt.Batch.Imaging;
 internal static class VipsLibrary
 {
     private static readonly Lock Gate = new();
+
+    /// <summary>Receives libvips's warnings (e.g. "corrupt profile"), already cleaned of anything they may have
+    /// quoted from the input; standard error by default, which is the container's log.</summary>
+    internal static Action<string> WarningSink { get; set; } = text => Console.Error.WriteLine($"libvips warning: {text}");
+
+    // Held here so the delegate NetVips hands to glib is never collected.
+    private static readonly Log.LogDelegate Handler = OnLog;
     private static bool configured;
 
     /// <summary>Checks that NetVips loaded libvips, then on first call bounds the operation cache and blocks
@@ -31,12 +38,18 @@ internal static class VipsLibrary
 
                 // Loaders libvips flags as unsafe for hostile input (SVG, CSV, matrix, raw, .v files) refuse to run.
                 NetVips.NetVips.BlockUntrusted = true;
+
+                // glib would print these to standard error verbatim; info and debug stay off as before.
+                Log.SetLogHandler("VIPS", Enums.LogLevelFlags.Warning | Enums.LogLevelFlags.Message | Enums.LogLevelFlags.Critical, Handler);
                 configured = true;
             }
 
             NetVips.NetVips.Concurrency = concurrency;
         }
     }
+
+    private static void OnLog(string? domain, Enums.LogLevelFlags level, string? message) =>
+        WarningSink(VipsDiagnosis.Clean(message ?? string.Empty));
 
     /// <summary>The libvips version as "major.minor.micro".</summary>
     public static string Version =>

@@ -62,6 +62,28 @@ public sealed class ErrorContentTests
         }
     }
 
+    [Fact]
+    public void Libvips_warnings_reach_the_log_cleaned_of_what_the_file_said()
+    {
+        var profile = Encoding.ASCII.GetBytes("'SECRET-PROFILE' 4D414D4241535420 ".PadRight(200, 'x'));
+        var bytes = ImageCorpus.WithIccSegment(ImageCorpus.QuadrantFile(".jpg[Q=95]"), profile);
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var previous = VipsLibrary.WarningSink;
+        VipsLibrary.WarningSink = seen.Enqueue;
+        try
+        {
+            Codec.Decode(bytes).ShouldShowQuadrants(tolerance: 12);
+        }
+        finally
+        {
+            VipsLibrary.WarningSink = previous;
+        }
+
+        // Other tests run in parallel and may add their own warnings; this one's must be among them.
+        seen.ShouldContain(text => text.Contains("corrupt profile", StringComparison.Ordinal));
+        seen.ShouldAllBe(text => !text.Contains("SECRET") && !text.Contains("4D414D42"));
+    }
+
     [Theory]
     [InlineData("unable to call thumbnail_buffer\nheifload: unsupported brand 'qt  '\n", "heifload: unsupported brand <redacted>")]
     [InlineData("tiff2vips: unknown tag \"PRIVATE-NAME\" value 0x1F2E3D", "tiff2vips: unknown tag <redacted> value <redacted>")]
