@@ -1,15 +1,18 @@
 using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using MambaSt.Batch.Contracts;
-using MambaSt.Batch.Imaging.Interop;
 using Microsoft.Extensions.Options;
+using NetVips;
 
 namespace MambaSt.Batch.Imaging;
 
-/// <summary>The libvips-backed <see cref="IImageCodec"/>. Thread-safe; create one per process (libvips
-/// settings such as concurrency are process-wide, the last constructed codec's settings win).</summary>
+/// <summary>The libvips-backed <see cref="IImageCodec"/>, through NetVips. Thread-safe; create one per process
+/// (libvips settings such as concurrency are process-wide, the last constructed codec's settings win).</summary>
 public sealed class VipsImageCodec : IImageCodec
 {
+    // A truncated file is an error, not a half-grey image. Given as the loader's option string: with 8.18.7,
+    // vips_thumbnail_buffer's own fail_on argument let truncated JPEG and PNG through (LimitTests).
     private const string LoadOptions = "fail_on=truncated";
     private const int MaxCoordinate = 10_000_000;
 
@@ -27,7 +30,7 @@ public sealed class VipsImageCodec : IImageCodec
         VipsLibrary.EnsureInitialized(options.Concurrency);
     }
 
-    /// <summary>The libvips in use, e.g. "8.18.7 (/app/libvips-cpp.so.8.18.7)".</summary>
+    /// <summary>The libvips in use, e.g. "8.18.7 (/app/runtimes/linux-x64/native/libvips.so.42)".</summary>
     public static string LibraryDescription => $"{VipsLibrary.Version} ({VipsLibrary.LoadedFrom})";
 
     public RgbImage Decode(ReadOnlyMemory<byte> data, DecodeOptions? decodeOptions = null)
@@ -49,18 +52,24 @@ public sealed class VipsImageCodec : IImageCodec
             throw TooManyBytes(data.Length);
         }
 
-        using var source = new VipsSource(data);
-        var format = DetectFormat(source, data.Span);
-        var info = ReadHeader(source, format);
+        var bytes = MemoryMarshal.TryGetArray(data, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : data.ToArray();
+        var format = DetectFormat(bytes);
+        var info = ReadHeader(bytes, format);
 
         var side = Math.Min(decodeOptions.MaxSide ?? Math.Max(info.OriginalWidth, info.OriginalHeight), MaxCoordinate);
-        VipsImage image;
+        Image image;
         try
         {
-            image = source.Thumbnail(side, side, LoadOptions, info.HadIccProfile ? "srgb" : null);
+            // Lazy: no_rotate keeps vips_thumbnail from decoding the whole image to memory to rotate it, before the
+            // deadline is armed (see Upright). With output_profile, an embedded ICC profile drives an lcms transform.
+            image = Image.ThumbnailBuffer(
+                bytes, side, optionString: LoadOptions, height: side, size: Enums.Size.Down, noRotate: true,
+                outputProfile: info.HadIccProfile ? "srgb" : null);
             image = ToRgb8(image);
         }
-        catch (VipsOperationException e)
+        catch (VipsException e)
         {
             throw Corrupt(format, e);
         }
@@ -98,7 +107,7 @@ public sealed class VipsImageCodec : IImageCodec
             }
         }
 
-        return Decode(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), decodeOptions);
+        return Decode(buffer.ToArray(), decodeOptions);
     }
 
     public byte[] Encode(RgbImage image, EncodeOptions? encodeOptions = null)
@@ -110,13 +119,7 @@ public sealed class VipsImageCodec : IImageCodec
             throw new ArgumentOutOfRangeException(nameof(encodeOptions), encodeOptions.Quality, "Quality must be 1-100");
         }
 
-        var metadata = (encodeOptions.KeepMetadata, VipsLibrary.HasKeepOption) switch
-        {
-            (false, true) => "keep=none",
-            (false, false) => "strip=true",
-            (true, true) => "keep=icc,profile=srgb",
-            (true, false) => "strip=false,profile=srgb",
-        };
+        var metadata = encodeOptions.KeepMetadata ? "keep=icc,profile=srgb" : "keep=none";
         var interlace = encodeOptions.Progressive ? "true" : "false";
         var suffix = encodeOptions.Format switch
         {
@@ -128,12 +131,12 @@ public sealed class VipsImageCodec : IImageCodec
 
         try
         {
-            using var vips = VipsImage.FromPixels(image.Pixels, image.Width, image.Height, 3, VipsImage.FormatUchar);
-            return vips.Save(suffix);
+            using var vips = FromPixels(image);
+            return vips.WriteToBuffer(suffix);
         }
-        catch (VipsOperationException e)
+        catch (VipsException e)
         {
-            throw new InvalidOperationException($"Encoding {image.Width}x{image.Height} as {encodeOptions.Format} failed: {e.Detail}", e);
+            throw new InvalidOperationException($"Encoding {image.Width}x{image.Height} as {encodeOptions.Format} failed: {VipsDiagnosis.Of(e)}", e);
         }
     }
 
@@ -151,22 +154,26 @@ public sealed class VipsImageCodec : IImageCodec
 
         try
         {
-            var vips = VipsImage.FromPixels(image.Pixels, image.Width, image.Height, 3, VipsImage.FormatUchar);
-            vips = Then(vips, v => v.ResizeExact(width, height));
+            var vips = FromPixels(image);
+            vips = Then(vips, v => v.ThumbnailImage(width, height: height, size: Enums.Size.Force));
             using (vips = ToRgb8(vips))
             {
-                return new RgbImage(vips.Width, vips.Height, vips.ToPixels());
+                return new RgbImage(vips.Width, vips.Height, vips.WriteToMemory<byte>());
             }
         }
-        catch (VipsOperationException e)
+        catch (VipsException e)
         {
-            throw new InvalidOperationException($"Resizing {image.Width}x{image.Height} to {width}x{height} failed: {e.Detail}", e);
+            throw new InvalidOperationException($"Resizing {image.Width}x{image.Height} to {width}x{height} failed: {VipsDiagnosis.Of(e)}", e);
         }
     }
 
-    private static SourceImageFormat DetectFormat(VipsSource source, ReadOnlySpan<byte> data)
+    /// <summary>Copies the pixels: the image must not see later changes to <see cref="RgbImage.Pixels"/>.</summary>
+    private static Image FromPixels(RgbImage image) =>
+        Image.NewFromMemoryCopy<byte>(image.Pixels, image.Width, image.Height, 3, Enums.BandFormat.Uchar);
+
+    private static SourceImageFormat DetectFormat(byte[] data)
     {
-        var loader = source.FindLoader();
+        var loader = Image.FindLoadBuffer(data);
         SourceImageFormat? format = loader switch
         {
             "VipsForeignLoadJpegBuffer" => SourceImageFormat.Jpeg,
@@ -180,10 +187,11 @@ public sealed class VipsImageCodec : IImageCodec
 
         if (format is null)
         {
+            // Names only what libvips recognised and the size: never bytes of the input, which may be anything.
             var what = loader is null ? "no decoder recognises the content" : $"content is {loader}, which is not accepted";
             throw new ImageException(
                 ImageErrorKind.UnsupportedFormat,
-                $"Unsupported image: {what} (first bytes {Convert.ToHexString(data[..Math.Min(8, data.Length)])}; accepted: JPEG, PNG, WebP, TIFF, HEIF/AVIF, GIF)");
+                $"Unsupported image: {what} ({data.Length} bytes; accepted: JPEG, PNG, WebP, TIFF, HEIF/AVIF, GIF)");
         }
 
         return format.Value;
@@ -192,11 +200,12 @@ public sealed class VipsImageCodec : IImageCodec
     private static bool IsAvifBrand(ReadOnlySpan<byte> data) =>
         data.Length >= 12 && (data[8..12].SequenceEqual("avif"u8) || data[8..12].SequenceEqual("avis"u8));
 
-    private ImageDecodeInfo ReadHeader(VipsSource source, SourceImageFormat format)
+    private ImageDecodeInfo ReadHeader(byte[] data, SourceImageFormat format)
     {
         try
         {
-            using var header = source.OpenHeader(LoadOptions);
+            // Lazy: only the header is parsed until pixels are pulled.
+            using var header = Image.NewFromBuffer(data, LoadOptions);
             var width = header.Width;
             var height = header.Height;
             var pixels = (long)width * height;
@@ -212,20 +221,20 @@ public sealed class VipsImageCodec : IImageCodec
                 Format = format,
                 OriginalWidth = width,
                 OriginalHeight = height,
-                Orientation = header.GetInt("orientation") is { } o and >= 1 and <= 8 ? o : 1,
-                HadAlpha = header.HasAlpha,
-                HadIccProfile = header.Has("icc-profile-data"),
+                Orientation = header.Contains("orientation") && header.Get("orientation") is int o and >= 1 and <= 8 ? o : 1,
+                HadAlpha = header.HasAlpha(),
+                HadIccProfile = header.Contains("icc-profile-data"),
                 Bands = header.Bands,
                 BitsPerSample = header.Format switch
                 {
-                    0 or 1 => 8,
-                    2 or 3 => 16,
-                    4 or 5 or 6 => 32,
+                    Enums.BandFormat.Uchar or Enums.BandFormat.Char => 8,
+                    Enums.BandFormat.Ushort or Enums.BandFormat.Short => 16,
+                    Enums.BandFormat.Uint or Enums.BandFormat.Int or Enums.BandFormat.Float => 32,
                     _ => 64,
                 },
             };
         }
-        catch (VipsOperationException e)
+        catch (VipsException e)
         {
             throw Corrupt(format, e);
         }
@@ -233,26 +242,26 @@ public sealed class VipsImageCodec : IImageCodec
 
     /// <summary>Converts any colourspace, depth and band layout to 8-bit sRGB with 3 bands; alpha is
     /// composited onto white. Disposes <paramref name="image"/> (the result keeps what it needs).</summary>
-    private static VipsImage ToRgb8(VipsImage image)
+    private static Image ToRgb8(Image image)
     {
-        if (image.Interpretation != VipsImage.InterpretationSrgb)
+        if (image.Interpretation != Enums.Interpretation.Srgb)
         {
-            image = Then(image, v => v.Colourspace(VipsImage.InterpretationSrgb));
+            image = Then(image, v => v.Colourspace(Enums.Interpretation.Srgb));
         }
 
-        if (image.HasAlpha)
+        if (image.HasAlpha())
         {
-            image = Then(image, v => v.Flatten(255));
+            image = Then(image, v => v.Flatten(background: [255, 255, 255]));
         }
 
-        if (image.Format != VipsImage.FormatUchar)
+        if (image.Format != Enums.BandFormat.Uchar)
         {
-            image = Then(image, v => v.Cast(VipsImage.FormatUchar));
+            image = Then(image, v => v.Cast(Enums.BandFormat.Uchar));
         }
 
         if (image.Bands > 3)
         {
-            image = Then(image, v => v.ExtractBands(0, 3));
+            image = Then(image, v => v.ExtractBand(0, n: 3));
         }
 
         return image;
@@ -269,18 +278,18 @@ public sealed class VipsImageCodec : IImageCodec
 
         try
         {
-            using var stored = VipsImage.FromPixels(pixels, width, height, 3, VipsImage.FormatUchar);
-            using var tagged = stored.WithInt("orientation", info.Orientation);
+            using var stored = Image.NewFromMemory(pixels, width, height, 3, Enums.BandFormat.Uchar);
+            using var tagged = stored.Mutate(m => m.Set(GValue.GIntType, "orientation", info.Orientation));
             using var upright = tagged.Autorot();
-            return new RgbImage(upright.Width, upright.Height, upright.ToPixels()) { Source = info };
+            return new RgbImage(upright.Width, upright.Height, upright.WriteToMemory<byte>()) { Source = info };
         }
-        catch (VipsOperationException e)
+        catch (VipsException e)
         {
-            throw new InvalidOperationException($"Applying EXIF orientation {info.Orientation} to {width}x{height} failed: {e.Detail}", e);
+            throw new InvalidOperationException($"Applying EXIF orientation {info.Orientation} to {width}x{height} failed: {VipsDiagnosis.Of(e)}", e);
         }
     }
 
-    private static VipsImage Then(VipsImage image, Func<VipsImage, VipsImage> step)
+    private static Image Then(Image image, Func<Image, Image> step)
     {
         using (image)
         {
@@ -288,26 +297,26 @@ public sealed class VipsImageCodec : IImageCodec
         }
     }
 
-    private byte[] ComputeWithDeadline(VipsImage image, TimeSpan remaining, SourceImageFormat format)
+    private byte[] ComputeWithDeadline(Image image, TimeSpan remaining, SourceImageFormat format)
     {
         var killed = 0;
         using var timer = new Timer(
             _ =>
             {
                 Volatile.Write(ref killed, 1);
-                image.Kill();
+                Kill(image);
             },
             null,
             remaining,
             Timeout.InfiniteTimeSpan);
         try
         {
-            var pixels = image.ToPixels();
+            var pixels = image.WriteToMemory<byte>();
 
             // libvips before 8.15 may not honour the kill flag in every sink: the deadline still holds.
             return Volatile.Read(ref killed) == 1 ? throw DecodeTimeout() : pixels;
         }
-        catch (VipsOperationException e)
+        catch (VipsException e)
         {
             if (Volatile.Read(ref killed) == 1)
             {
@@ -318,12 +327,27 @@ public sealed class VipsImageCodec : IImageCodec
         }
     }
 
+    /// <summary>Asks a running evaluation of the image to stop; it then fails at its next tile. The timer may fire
+    /// after the decode has finished and disposed the image: that is a no-op, never an exception on the timer thread.</summary>
+    private static void Kill(Image image)
+    {
+        try
+        {
+            image.SetKill(true);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
     private ImageException TooManyBytes(long length) =>
         new(ImageErrorKind.TooManyBytes, $"Image is {length} bytes, over the MaxInputBytes limit of {options.MaxInputBytes}");
 
     private ImageException DecodeTimeout() =>
         new(ImageErrorKind.Timeout, $"Decoding took longer than the DecodeTimeout limit of {options.DecodeTimeout.TotalMilliseconds:0} ms");
 
-    private static ImageException Corrupt(SourceImageFormat format, VipsOperationException e) =>
-        new(ImageErrorKind.Corrupt, $"{format} image is corrupt or truncated: {e.Detail}", e);
+    /// <summary>No inner exception: NetVips's message is libvips's raw error text, which a log of the whole
+    /// exception would print, and which may quote what the decoder read from the file.</summary>
+    private static ImageException Corrupt(SourceImageFormat format, VipsException e) =>
+        new(ImageErrorKind.Corrupt, $"{format} image is corrupt or truncated: {VipsDiagnosis.Of(e)}");
 }

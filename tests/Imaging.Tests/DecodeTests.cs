@@ -84,7 +84,7 @@ public sealed class DecodeTests
     [Fact]
     public void Converts_cmyk_jpeg_to_srgb()
     {
-        var bytes = ImageCorpus.Save(ImageCorpus.Quadrants(64, 32), 64, 32, 3, ".jpg[Q=95]", v => v.Colourspace(15));
+        var bytes = ImageCorpus.Save(ImageCorpus.Quadrants(64, 32), 64, 32, 3, ".jpg[Q=95]", v => v.Colourspace(NetVips.Enums.Interpretation.Cmyk));
 
         var image = Codec.Decode(bytes);
 
@@ -142,7 +142,7 @@ public sealed class DecodeTests
             sixteen[2 * i + 1] = eight[i];
         }
 
-        var bytes = ImageCorpus.Save(sixteen, 64, 32, 3, ".png", format: 2);
+        var bytes = ImageCorpus.Save(sixteen, 64, 32, 3, ".png", format: NetVips.Enums.BandFormat.Ushort);
 
         var image = Codec.Decode(bytes);
 

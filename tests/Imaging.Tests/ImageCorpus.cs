@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
-using MambaSt.Batch.Imaging.Interop;
+using NetVips;
 
 namespace MambaSt.Batch.Imaging.Tests;
 
-/// <summary>Builds the test images at run time with libvips through the project's own interop layer,
+/// <summary>Builds the test images at run time with libvips through NetVips, the binding the codec uses,
 /// so nothing binary is committed. Every image shows four coloured quadrants when displayed upright.</summary>
 internal static class ImageCorpus
 {
@@ -32,9 +32,15 @@ internal static class ImageCorpus
         return pixels;
     }
 
-    public static byte[] Save(byte[] pixels, int width, int height, int bands, string suffix, Func<VipsImage, VipsImage>? transform = null, int format = VipsImage.FormatUchar)
+    public static byte[] Save(byte[] pixels, int width, int height, int bands, string suffix, Func<Image, Image>? transform = null, Enums.BandFormat format = Enums.BandFormat.Uchar)
     {
-        var image = VipsImage.FromPixels(pixels, width, height, bands, format);
+        var bytesPerSample = format == Enums.BandFormat.Ushort ? 2 : 1;
+        if ((long)width * height * bands * bytesPerSample != pixels.LongLength)
+        {
+            throw new ArgumentException($"{pixels.Length} bytes do not hold {width}x{height}x{bands} samples", nameof(pixels));
+        }
+
+        var image = Image.NewFromMemoryCopy<byte>(pixels, width, height, bands, format);
         try
         {
             if (transform is not null)
@@ -44,7 +50,7 @@ internal static class ImageCorpus
                 image = next;
             }
 
-            return image.Save(suffix);
+            return image.WriteToBuffer(suffix);
         }
         finally
         {
@@ -58,14 +64,17 @@ internal static class ImageCorpus
     /// <summary>The quadrants with their sRGB colours converted to Display P3 numbers (libvips's built-in "p3"
     /// profile), that profile embedded. <paramref name="depth"/> 16 gives 16-bit samples.</summary>
     public static byte[] P3QuadrantFile(string suffix, int depth = 8) =>
-        Save(Wide(Quadrants(64, 32), depth), 64, 32, 3, suffix, v => v.IccTransform("p3", "srgb", depth), depth == 16 ? VipsImage.FormatUshort : VipsImage.FormatUchar);
+        Save(
+            Wide(Quadrants(64, 32), depth), 64, 32, 3, suffix,
+            v => v.IccTransform("p3", inputProfile: "srgb", depth: depth),
+            depth == 16 ? Enums.BandFormat.Ushort : Enums.BandFormat.Uchar);
 
     /// <summary>The 8-bit P3 numbers of <see cref="P3QuadrantFile"/>: what a decoder that ignores the profile shows.</summary>
     public static byte[] P3Numbers(byte[] srgb, int width, int height)
     {
-        using var image = VipsImage.FromPixels(srgb, width, height, 3, VipsImage.FormatUchar);
-        using var p3 = image.IccTransform("p3", "srgb");
-        return p3.ToPixels();
+        using var image = Image.NewFromMemoryCopy<byte>(srgb, width, height, 3, Enums.BandFormat.Uchar);
+        using var p3 = image.IccTransform("p3", inputProfile: "srgb");
+        return p3.WriteToMemory<byte>();
     }
 
     private static byte[] Wide(byte[] eight, int depth)
@@ -130,9 +139,8 @@ internal static class ImageCorpus
     /// <summary>True when libvips finds a GPS field in the file's EXIF.</summary>
     public static bool HasExifGps(byte[] encoded)
     {
-        using var source = new VipsSource(encoded);
-        using var header = source.OpenHeader("");
-        return header.Has("exif-ifd3-GPSLatitudeRef");
+        using var header = Image.NewFromBuffer(encoded);
+        return header.Contains("exif-ifd3-GPSLatitudeRef");
     }
 
     /// <summary>A 60000x60000 PNG in under 100 bytes: a valid IHDR, one tiny IDAT, IEND.</summary>
@@ -196,4 +204,12 @@ internal static class ImageCorpus
 
         return ~crc;
     }
+}
+
+/// <summary>Copies with one metadata field set, as the old interop's helpers did.</summary>
+internal static class ImageFields
+{
+    public static Image WithInt(this Image image, string field, int value) => image.Mutate(m => m.Set(GValue.GIntType, field, value));
+
+    public static Image WithString(this Image image, string field, string value) => image.Mutate(m => m.Set(GValue.GStrType, field, value));
 }
