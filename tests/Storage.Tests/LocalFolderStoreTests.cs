@@ -143,21 +143,35 @@ public sealed class LocalFolderStoreTests : BlobStoreContract, IDisposable
         // back (created or already there), the data it then sees carries the job's metadata.
         var store = await NewStoreAsync();
         var missing = 0;
-        await Parallel.ForAsync(0, 300, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = Ct }, async (i, ct) =>
+        await Parallel.ForAsync(0, 300, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = Ct }, async (i, ct) =>
         {
-            await Task.WhenAll(Enumerable.Range(0, 3).Select(copy => Task.Run(async () =>
+            var name = $"race/{i}.jpg";
+            async Task See()
             {
                 try
                 {
-                    await store.PutAsync($"race/{i}.jpg", new MemoryStream(TestStores.Bytes(20_000, copy)), Job(i), ct);
+                    var seen = await store.GetPropertiesAsync(name, ct);
+                    if (!seen.Metadata.TryGetValue("mambast_job_id", out var owner) || owner != $"job-{i}") Interlocked.Increment(ref missing);
+                }
+                catch (StorageException e) when (e.Kind == StorageErrorKind.NotFound)
+                {
+                }
+            }
+
+            var writers = Task.WhenAll(Enumerable.Range(0, 3).Select(copy => Task.Run(async () =>
+            {
+                try
+                {
+                    await store.PutAsync(name, new MemoryStream(TestStores.Bytes(20_000, copy)), Job(i), ct);
                 }
                 catch (StorageException e) when (e.Kind == StorageErrorKind.AlreadyExists)
                 {
                 }
 
-                var seen = await store.GetPropertiesAsync($"race/{i}.jpg", ct);
-                if (!seen.Metadata.TryGetValue("mambast_job_id", out var owner) || owner != $"job-{i}") Interlocked.Increment(ref missing);
+                await See(); // what this copy then reports on
             }, ct)));
+            while (!writers.IsCompleted) await See(); // what any reader sees meanwhile
+            await writers;
         });
 
         missing.ShouldBe(0, "copies saw an output without its metadata");
