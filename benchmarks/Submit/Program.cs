@@ -5,6 +5,9 @@ using MambaSt.Batch.Contracts;
 using MambaSt.Batch.Submitter.Broker;
 using MambaSt.Batch.Submitter.Jobs;
 
+// `records [N] [baselineN] [folder]`: batch records at archive scale (RecordsBenchmark.cs); no broker needed.
+if (args.Length > 0 && args[0].StartsWith("records", StringComparison.Ordinal)) return await MambaSt.Batch.Benchmarks.Submit.RecordsBenchmark.RunAsync(args);
+
 // Jobs/s of StylizeImage sends with publisher confirms, storage dry (references only, no uploads),
 // through the same JobBus.SendAllAsync that `mambast submit` uses. Each setting uses its own queue,
 // deleted afterwards.
@@ -42,3 +45,5 @@ foreach (var limit in inFlight)
 
     await BatchTopology.DeleteWatchQueueAsync(broker, broker.Queue, CancellationToken.None);
 }
+
+return 0;

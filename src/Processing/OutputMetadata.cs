@@ -43,6 +43,16 @@ public static class OutputMetadata
         && Get(stored, ModelVersion) == model.Version
         && Get(stored, OptionsHash) == HashOptions(job.Options);
 
+    /// <summary>What makes the stored output another job's, for the failure message: "job id, options, model".</summary>
+    public static string Differences(IReadOnlyDictionary<string, string> stored, StylizeImage job, Ports.ModelIdentity model)
+    {
+        var differs = new List<string>();
+        if (Get(stored, JobId) != job.JobId.ToString("D")) differs.Add("job id (content, style or options)");
+        if (Get(stored, OptionsHash) is { } o && o != HashOptions(job.Options)) differs.Add("options");
+        if (Get(stored, ModelId) != model.Id || Get(stored, ModelVersion) != model.Version) differs.Add($"model ({Get(stored, ModelId) ?? "none"} {Get(stored, ModelVersion) ?? ""} vs {model.Id} {model.Version})");
+        return differs.Count == 0 ? "metadata" : string.Join(", ", differs);
+    }
+
     public static string? Get(IReadOnlyDictionary<string, string> metadata, string key)
     {
         foreach (var (k, v) in metadata)

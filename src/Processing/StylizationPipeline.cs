@@ -75,6 +75,14 @@ public sealed class StylizationPipeline(
     {
         Validate(s.Job);
         var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
+        if (existing is not null && OutputMetadata.Get(existing.Metadata, OutputMetadata.JobId) is null)
+        {
+            // Data without metadata: left by a crash of a writer that wrote the metadata second (a local folder before
+            // issue 21). It counts as absent: a local store's create-if-absent replaces it; a blob store, whose metadata
+            // is written with the data, reports it present and the write below refuses it.
+            existing = null;
+        }
+
         if (existing is not null)
         {
             ReuseOrRefuse(s, existing);
@@ -128,7 +136,8 @@ public sealed class StylizationPipeline(
 
         var owner = OutputMetadata.Get(existing.Metadata, OutputMetadata.JobId) ?? "unknown";
         s.Fail(new JobFailedException(StylizationErrorCode.StorageUnavailable, false,
-            $"output {StorageLocation.RedactSecrets(s.Job.OutputRef)} already exists and was written by job {owner} (model {OutputMetadata.Get(existing.Metadata, OutputMetadata.ModelVersion) ?? "unknown"}); refusing to overwrite"));
+            $"output {StorageLocation.RedactSecrets(s.Job.OutputRef)} already exists and was written by job {owner} (model {OutputMetadata.Get(existing.Metadata, OutputMetadata.ModelVersion) ?? "unknown"}); "
+            + $"differs in {OutputMetadata.Differences(existing.Metadata, s.Job, model.Model)}; refusing to overwrite (submit --overwrite replaces it)"));
     }
 
     private async Task EncodeStylesAsync(JobState[] pending, CancellationToken ct)

@@ -117,6 +117,7 @@ public sealed class Cli
         root.Subcommands.Add(WatchCommand());
         root.Subcommands.Add(ReportCommand());
         root.Subcommands.Add(RetryFailedCommand());
+        root.Subcommands.Add(RetryPendingCommand());
         root.Subcommands.Add(StylizeCommand());
         return root;
     }
@@ -168,10 +169,11 @@ public sealed class Cli
         var batchId = new Option<string?>("--batch-id") { Description = "Batch id. Default: derived from source, style and options (printed)." };
         var dryRun = new Option<bool>("--dry-run") { Description = "List what would be enqueued; write and send nothing." };
         var uploads = new Option<int>("--upload-parallelism") { Description = "Concurrent uploads of local inputs.", DefaultValueFactory = _ => 8 };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace outputs that another job made (another style, options or source): they are deleted and their jobs sent." };
         Range(uploads, 1, 64);
-        var command = new Command("submit", "Enqueue one StylizeImage job per image; skips jobs whose output exists or that an earlier run enqueued.")
+        var command = new Command("submit", "Enqueue one StylizeImage job per image; skips jobs whose output is already theirs (metadata) or that an earlier run enqueued.")
         {
-            source, style, output, batchId, dryRun, _maxInFlight, uploads, _broker, _queue,
+            source, style, output, batchId, dryRun, _maxInFlight, uploads, _broker, _queue, overwrite,
         };
         var styleOptions = AddStyleOptions(command);
         command.SetAction(async (parse, ct) =>
@@ -188,6 +190,7 @@ public sealed class Cli
                 MaxInFlight = parse.GetValue(_maxInFlight),
                 UploadParallelism = parse.GetValue(uploads),
                 Broker = BrokerSettings.Resolve(parse.GetValue(_broker), parse.GetValue(_queue)),
+                Overwrite = parse.GetValue(overwrite),
             };
             if (request.BatchId is not null) Submission.ValidateBatchId(request.BatchId);
             var result = await new Submission().RunAsync(request, ct);
@@ -198,7 +201,8 @@ public sealed class Cli
                 _console.Write(table);
             }
 
-            _console.MarkupLineInterpolated($"batch [bold]{result.BatchId}[/]: {result.Total} jobs, {result.AlreadyDone} already done, {result.AlreadyEnqueued} enqueued earlier, {(dry ? "would enqueue" : "enqueued")} {(dry ? result.ToEnqueue.Count : result.Enqueued)}{(result.Uploaded > 0 ? $", uploaded {result.Uploaded} files" : "")}");
+            await WriteMismatchesAsync(result.Mismatches, result.MismatchCount, parse.GetValue(overwrite) ? (dry ? "would be replaced (--overwrite)" : $"replaced (--overwrite): {result.Overwritten} deleted, their jobs sent") : "not replaced; pass --overwrite to replace them");
+            _console.MarkupLineInterpolated($"batch [bold]{result.BatchId}[/]: {result.Total} jobs, {result.AlreadyDone} already done, {result.AlreadyEnqueued} enqueued earlier, {(dry ? "would enqueue" : "enqueued")} {(dry ? result.ToEnqueue.Count : result.Enqueued)}{(result.Uploaded > 0 ? $", uploaded {result.Uploaded} files" : "")}{(result.MismatchCount > 0 ? $", {result.MismatchCount} outputs made by another job" : "")}");
             if (!dry) _console.MarkupLineInterpolated($"follow it with: mambast watch --batch-id {result.BatchId}");
             return ExitCodes.Success;
         });
@@ -219,7 +223,11 @@ public sealed class Cli
             var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
             var broker = BrokerSettings.Resolve(parse.GetValue(_broker), null);
             var result = await new BatchWatch(_console).RunAsync(output, batch, broker, parse.GetValue(keepQueue), ct);
-            _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {result.Done} done, {result.Failed} failed, {result.Pending} pending of {result.Total}; outputs under {Shown(output.Location)}");
+            if (result.RecordWarning is { } warning) await _error.WriteLineAsync($"warning: {Shown(warning)}");
+            await WriteMismatchesAsync(result.Mismatches, result.MismatchCount, $"not done; replace them with: mambast submit ... --batch-id {batch} --overwrite");
+            var pendingAge = result.OldestPending is { } age ? $" (oldest waiting {BatchWatch.Age(age)} since its last send)" : "";
+            _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {result.Done} done, {result.Failed} failed, {result.Pending} pending{pendingAge} of {result.Total}; outputs under {Shown(output.Location)}");
+            if (result.Pending > 0) _console.MarkupLineInterpolated($"pending jobs whose message was lost: mambast retry-pending --batch-id {batch} --older-than 2h");
             if (result.Failed > 0) _console.MarkupLineInterpolated($"details: mambast report --batch-id {batch}; resubmit: mambast retry-failed --batch-id {batch}");
             if (!result.Completed) return ExitCodes.Canceled;
             return result.Failed > 0 ? ExitCodes.JobsFailed : ExitCodes.Success;
@@ -254,7 +262,9 @@ public sealed class Cli
                 return ExitCodes.Success;
             }
 
-            var rows = await BatchReport.BuildAsync(output, batch, ct);
+            var issues = new RecordIssues();
+            var rows = await BatchReport.BuildAsync(output, batch, ct, issues);
+            if (issues.Summary is { } warning) await _error.WriteLineAsync($"warning: {Shown(warning)}");
             var text = parse.GetValue(format) == "json" ? BatchReport.ToJson(rows) : BatchReport.ToCsv(rows);
             if (parse.GetValue(file) is { } target)
             {
@@ -288,6 +298,64 @@ public sealed class Cli
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    private Command RetryPendingCommand()
+    {
+        var olderThan = new Option<TimeSpan>("--older-than")
+        {
+            Description = "Only jobs whose latest send is at least this old (90s, 30m, 2h, 1d, or hh:mm:ss). Default 2h: a job still queued behind others is sent twice otherwise (harmless, but work).",
+            DefaultValueFactory = _ => TimeSpan.FromHours(2),
+            CustomParser = r => ParseAge(r.Tokens.Single().Value) ?? AddError(r, $"--older-than '{r.Tokens.Single().Value}' is not a duration (90s, 30m, 2h, 1d or hh:mm:ss)"),
+        };
+        var command = new Command("retry-pending", "Send again the jobs of a batch that have no outcome (their message may have been lost); safe: outputs are create-if-absent with metadata.")
+        {
+            _batchId, _outputOfBatch, _broker, _queue, _maxInFlight, olderThan,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var batch = parse.GetValue(_batchId)!;
+            Submission.ValidateBatchId(batch);
+            var output = ArchiveStores.Open(LocalBatchIndex.Resolve(batch, parse.GetValue(_outputOfBatch)));
+            var broker = BrokerSettings.Resolve(parse.GetValue(_broker), parse.GetValue(_queue));
+            var age = parse.GetValue(olderThan);
+            var count = await RetryPending.RunAsync(output, batch, broker, queueGiven: !string.IsNullOrWhiteSpace(parse.GetValue(_queue)), age, parse.GetValue(_maxInFlight), null, ct);
+            _console.MarkupLineInterpolated($"batch [bold]{batch}[/]: {count} pending jobs (last sent over {BatchWatch.Age(age)} ago) sent again; follow with: mambast watch --batch-id {batch}");
+            return ExitCodes.Success;
+        });
+        return command;
+
+        static TimeSpan AddError(System.CommandLine.Parsing.ArgumentResult result, string message)
+        {
+            result.AddError(message);
+            return default;
+        }
+    }
+
+    /// <summary>90s, 30m, 2h, 1d (a number and a unit), or a TimeSpan (hh:mm:ss); null when neither, or negative.</summary>
+    internal static TimeSpan? ParseAge(string text)
+    {
+        text = text.Trim();
+        if (text.Length >= 2 && double.TryParse(text[..^1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 0 && double.IsFinite(n))
+        {
+            switch (char.ToLowerInvariant(text[^1]))
+            {
+                case 's': return TimeSpan.FromSeconds(n);
+                case 'm': return TimeSpan.FromMinutes(n);
+                case 'h': return TimeSpan.FromHours(n);
+                case 'd': return TimeSpan.FromDays(n);
+            }
+        }
+
+        return TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var t) && t >= TimeSpan.Zero ? t : null;
+    }
+
+    private async Task WriteMismatchesAsync(IReadOnlyList<string> shown, int count, string what)
+    {
+        if (count == 0) return;
+        await _error.WriteLineAsync($"warning: {count} outputs exist but were made by another job (other style, options or source), {what}:");
+        foreach (var line in shown) await _error.WriteLineAsync($"  {Shown(line)}");
+        if (count > shown.Count) await _error.WriteLineAsync($"  ... and {count - shown.Count} more");
     }
 
     private Command StylizeCommand()

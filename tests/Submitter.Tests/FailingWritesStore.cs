@@ -30,6 +30,10 @@ internal sealed class FailingWritesStore(IArchiveStore inner, Func<string, bool>
 
     public Task<bool> ExistsAsync(string relativePath, CancellationToken cancellationToken) => inner.ExistsAsync(relativePath, cancellationToken);
 
+    public Task<IReadOnlyDictionary<string, string>?> ReadMetadataAsync(string relativePath, CancellationToken cancellationToken) => inner.ReadMetadataAsync(relativePath, cancellationToken);
+
+    public Task<bool> DeleteAsync(string relativePath, CancellationToken cancellationToken) => inner.DeleteAsync(relativePath, cancellationToken);
+
     public Task<string?> ReadTextAsync(string relativePath, CancellationToken cancellationToken) => inner.ReadTextAsync(relativePath, cancellationToken);
 
     public Task WriteTextAsync(string relativePath, string text, CancellationToken cancellationToken)
@@ -41,6 +45,19 @@ internal sealed class FailingWritesStore(IArchiveStore inner, Func<string, bool>
         }
 
         return inner.WriteTextAsync(relativePath, text, cancellationToken);
+    }
+
+    public IAsyncEnumerable<string> ReadLinesAsync(string relativePath, CancellationToken cancellationToken) => inner.ReadLinesAsync(relativePath, cancellationToken);
+
+    public Task AppendLinesAsync(string relativePath, string lines, CancellationToken cancellationToken)
+    {
+        if (matches(relativePath) && Interlocked.Increment(ref _attempts) <= failures)
+        {
+            Interlocked.Increment(ref _failed);
+            throw new IOException($"storage outage while appending to {relativePath}");
+        }
+
+        return inner.AppendLinesAsync(relativePath, lines, cancellationToken);
     }
 
     public Task<bool> UploadIfAbsentAsync(string relativePath, string localFile, CancellationToken cancellationToken) =>

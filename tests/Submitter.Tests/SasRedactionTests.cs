@@ -42,7 +42,13 @@ public class SasRedactionTests(LocalServices services)
             var store = ArchiveStores.Open(output);
             var jobs = (await BatchState.LoadAsync(store, batchId, ct)).Jobs;
             jobs.ShouldAllBe(j => j.OutputRef.Contains(signature) && j.ContentRef.Contains(signature)); // kept: the workers need it
-            foreach (var job in jobs) await store.WriteTextAsync(job.OutputPath, "stand-in output", ct);
+            // Stand-in outputs as a worker writes them: metadata naming the job (a file alone no longer counts as done).
+            var blobs = new AzureBlobStore(account, container, new StorageOptions());
+            foreach (var job in jobs)
+            {
+                await blobs.PutAsync("out/" + job.OutputPath, new MemoryStream("stand-in output"u8.ToArray()),
+                    new BlobWriteOptions { Metadata = new Dictionary<string, string> { ["mambast_job_id"] = job.JobId.ToString() } }, ct);
+            }
 
             var watch = await CliRunner.RunAsync("watch", "--batch-id", batchId, "--output", output, "--broker", services.RabbitMqUrl);
             watch.Exit.ShouldBe(0, watch.Error);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace MambaSt.Batch.Storage.Local;
@@ -6,7 +7,7 @@ namespace MambaSt.Batch.Storage.Local;
 /// A folder used as a blob container: same names, listing, create-if-absent and metadata as Azure. Writes go to
 /// a hidden temp file in the target folder and are moved into place (without overwrite for create-if-absent), so
 /// readers never see half a file. Content type and metadata live in a hidden sidecar <c>.name.meta.json</c>,
-/// written after the data. Names that would leave the root (including through symbolic links) are refused.
+/// written (and fsynced) before the data, so data is never visible without its metadata (see <see cref="PutAsync"/>). Names that would leave the root (including through symbolic links) are refused.
 /// Thread-safe; concurrent writers of one name resolve to one winner.
 /// </summary>
 public sealed class LocalFolderStore : IBlobStore
@@ -38,6 +39,15 @@ public sealed class LocalFolderStore : IBlobStore
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Writes metadata first and the data second, so no reader ever sees data without its metadata: the sidecar as a
+    /// temp file, fsync, moved into place; then the data as a temp file, fsync, moved into place; then the folder is
+    /// fsynced so both names survive a power cut. With <see cref="BlobWriteOptions.IfAbsent"/> the sidecar is the claim:
+    /// it is linked into place without overwrite, and a writer whose metadata differs from a claim already there gets
+    /// <see cref="StorageErrorKind.AlreadyExists"/>. Data without a sidecar (left by a crash of an older version, which
+    /// wrote the sidecar second) counts as absent: the writer that claims its sidecar replaces it. A full disk is
+    /// <see cref="StorageErrorKind.Unavailable"/> (transient: space may be freed).
+    /// </summary>
     public async Task<BlobProperties> PutAsync(string name, Stream content, BlobWriteOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
@@ -49,10 +59,37 @@ public sealed class LocalFolderStore : IBlobStore
         Guard(name, () => Directory.CreateDirectory(directory));
         PathOf(name);
 
+        var sidecarPath = SidecarPath(path);
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        var sidecarTemp = $"{sidecarPath}.{Guid.NewGuid():N}.tmp";
         long length;
+        var claimed = false;
         try
         {
+            await WriteDurableAsync(sidecarTemp, JsonSerializer.SerializeToUtf8Bytes(new Sidecar { ContentType = contentType, Metadata = new(metadata) }), cancellationToken).ConfigureAwait(false);
+            // Data found with no claim beside it, before we claim: left without metadata by a crash of an older
+            // version (which wrote the sidecar second). Only the writer whose claim is the first one replaces it.
+            var orphanSeen = false;
+            if (options.IfAbsent)
+            {
+                orphanSeen = File.Exists(path) && !File.Exists(sidecarPath);
+                if (TryLink(sidecarTemp, sidecarPath))
+                {
+                    claimed = true;
+                }
+                else
+                {
+                    // A claim is there: this same write from another copy of the job (equal metadata) may go on and
+                    // race for the data; anyone else lost.
+                    var claim = await ReadSidecarAsync(path, cancellationToken).ConfigureAwait(false);
+                    if (File.Exists(path) || claim is null || !SameMetadata(claim.Metadata, metadata)) throw Exists(name);
+                }
+            }
+            else
+            {
+                File.Move(sidecarTemp, sidecarPath, overwrite: true);
+            }
+
             await using (var file = new FileStream(temp, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew,
@@ -67,14 +104,20 @@ public sealed class LocalFolderStore : IBlobStore
                 length = file.Length;
             }
 
-            try
+            if (options.IfAbsent)
             {
-                File.Move(temp, path, overwrite: !options.IfAbsent);
+                if (!TryLink(temp, path))
+                {
+                    if (!(claimed && orphanSeen)) throw Exists(name);
+                    File.Move(temp, path, overwrite: true);
+                }
             }
-            catch (IOException) when (options.IfAbsent && (File.Exists(path) || Directory.Exists(path)))
+            else
             {
-                throw new StorageException(StorageErrorKind.AlreadyExists, $"Local blob '{BlobName.Printable(name)}' in {_root} already exists.");
+                File.Move(temp, path, overwrite: true);
             }
+
+            FsyncDirectory(directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -82,10 +125,10 @@ public sealed class LocalFolderStore : IBlobStore
         }
         finally
         {
-            File.Delete(temp);
+            TryDelete(temp);
+            TryDelete(sidecarTemp);
         }
 
-        await WriteSidecarAsync(path, new Sidecar { ContentType = contentType, Metadata = new(metadata) }, cancellationToken).ConfigureAwait(false);
         return new BlobProperties
         {
             Name = name,
@@ -272,20 +315,71 @@ public sealed class LocalFolderStore : IBlobStore
 
     private static string ETagOf(FileInfo info) => $"\"{info.LastWriteTimeUtc.Ticks:x}-{info.Length:x}\"";
 
-    private static async Task WriteSidecarAsync(string path, Sidecar sidecar, CancellationToken cancellationToken)
+    private static async Task WriteDurableAsync(string path, byte[] bytes, CancellationToken cancellationToken)
     {
-        var sidecarPath = SidecarPath(path);
-        var temp = $"{sidecarPath}.{Guid.NewGuid():N}.tmp";
+        await using var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.Asynchronous });
+        await file.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        file.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Moves <paramref name="source"/> to <paramref name="target"/> unless something is there: on Unix a
+    /// link(2), which fails atomically when the name exists. False when it does.</summary>
+    private static bool TryLink(string source, string target)
+    {
         try
         {
-            await File.WriteAllBytesAsync(temp, JsonSerializer.SerializeToUtf8Bytes(sidecar), cancellationToken).ConfigureAwait(false);
-            File.Move(temp, sidecarPath, overwrite: true);
+            File.Move(source, target, overwrite: false);
+            return true;
+        }
+        catch (IOException) when (File.Exists(target) || Directory.Exists(target))
+        {
+            return false;
+        }
+    }
+
+    private static bool SameMetadata(Dictionary<string, string>? stored, IReadOnlyDictionary<string, string> wanted)
+    {
+        stored ??= [];
+        if (stored.Count != wanted.Count) return false;
+        var byKey = new Dictionary<string, string>(stored, StringComparer.OrdinalIgnoreCase);
+        return wanted.All(p => byKey.TryGetValue(p.Key, out var v) && v == p.Value);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // A temp file we could not remove is hidden ('.' prefix) and never listed.
+        }
+    }
+
+    /// <summary>A rename is durable only once its folder is: fsync(2) the folder (not possible on Windows, where NTFS journals it).</summary>
+    private static void FsyncDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var fd = NativeMethods.open(directory, 0 /* O_RDONLY */);
+        if (fd < 0) throw new IOException($"cannot open folder {directory} to fsync it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (NativeMethods.fsync(fd) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                throw new IOException($"fsync of folder {directory} failed (errno {errno})", errno);
+            }
         }
         finally
         {
-            File.Delete(temp);
+            _ = NativeMethods.close(fd);
         }
     }
+
+    private StorageException Exists(string name) =>
+        new(StorageErrorKind.AlreadyExists, $"Local blob '{BlobName.Printable(name)}' in {_root} already exists (or is being written by a writer with other metadata).");
 
     private static async Task<Sidecar?> ReadSidecarAsync(string path, CancellationToken cancellationToken)
     {
@@ -328,11 +422,33 @@ public sealed class LocalFolderStore : IBlobStore
     {
         FileNotFoundException or DirectoryNotFoundException => NotFound(name),
         UnauthorizedAccessException => new StorageException(StorageErrorKind.Forbidden, $"Local blob '{BlobName.Printable(name)}' in {_root}: access denied.", null, e),
+        IOException when IsDiskFull(e) => new StorageException(StorageErrorKind.Unavailable,
+            $"Local blob '{BlobName.Printable(name)}' in {_root}: the disk is full (no space left on device); nothing was written. Free space and retry.", null, e),
         _ => new StorageException(StorageErrorKind.Unavailable, $"Local blob '{BlobName.Printable(name)}' in {_root}: {e.Message}", null, e),
     };
 
+    private const int ENOSPC = 28;
+    private const int EDQUOT = 122;
+
+    /// <summary>.NET on Unix carries the errno in HResult for errors it has no exception type for; Windows uses ERROR_DISK_FULL / ERROR_HANDLE_DISK_FULL.</summary>
+    internal static bool IsDiskFull(Exception e) =>
+        e.HResult is ENOSPC or EDQUOT or unchecked((int)0x80070070) or unchecked((int)0x80070027);
+
     private StorageException NotFound(string? name) =>
         new(StorageErrorKind.NotFound, $"Local blob '{BlobName.Printable(name)}' not found in {_root}.");
+
+    // DllImport rather than LibraryImport: the generated stubs need unsafe code, which this project does not allow.
+    private static class NativeMethods
+    {
+        [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+        internal static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+        [DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
+        internal static extern int fsync(int fd);
+
+        [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+        internal static extern int close(int fd);
+    }
 
     private sealed class Sidecar
     {

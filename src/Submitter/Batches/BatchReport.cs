@@ -41,19 +41,19 @@ public sealed record ReportRow
 public static class BatchReport
 {
     /// <summary>
-    /// One row per job of the batch; jobs without an event whose output exists count as done. References and
+    /// One row per job of the batch; jobs without an event whose output exists and names the job (metadata) count as done. References and
     /// messages are shown without SAS signatures (the records keep them).
     /// </summary>
-    public static async Task<IReadOnlyList<ReportRow>> BuildAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken)
+    public static async Task<IReadOnlyList<ReportRow>> BuildAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken, RecordIssues? issues = null)
     {
-        var state = await BatchState.LoadAsync(output, batchId, cancellationToken);
+        var state = await BatchState.LoadAsync(output, batchId, cancellationToken, issues);
         var rows = new ReportRow[state.Jobs.Count];
         await Parallel.ForAsync(0, state.Jobs.Count, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (i, ct) =>
         {
             var job = state.Jobs[i];
             state.Outcomes.TryGetValue(job.JobId, out var o);
             var status = o?.Status ?? JobStatus.Pending;
-            if (status == JobStatus.Pending && await output.ExistsAsync(job.OutputPath, ct)) status = JobStatus.Done;
+            if (status == JobStatus.Pending && (await ExistingOutputs.CheckAsync(output, job, state.Info.Options, null, ct)).Verdict == OutputVerdict.Done) status = JobStatus.Done;
             rows[i] = new ReportRow
             {
                 JobId = job.JobId,

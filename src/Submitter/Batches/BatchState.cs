@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 using MambaSt.Batch.Submitter.Storage;
 
 namespace MambaSt.Batch.Submitter.Batches;
@@ -39,34 +37,31 @@ public sealed class BatchState
         JobId = sent.JobId, Status = JobStatus.Pending, Message = "resubmitted by retry-failed", At = sent.At, RetryOf = failedAt,
     };
 
-    public static async Task<BatchState> LoadAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken)
+    /// <summary>
+    /// The whole batch, records streamed. Keeps every job record and its full outcome: for <c>report</c> and
+    /// <c>submit</c>, whose output is that size anyway. <see cref="BatchTally"/> is the compact form for
+    /// <c>watch</c> and the retry commands.
+    /// </summary>
+    public static async Task<BatchState> LoadAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken, RecordIssues? issues = null)
     {
-        var infoText = await output.ReadTextAsync(BatchPaths.Batch(batchId), cancellationToken)
-            ?? throw new UsageException($"batch '{batchId}' not found: no {BatchPaths.Batch(batchId)} under {output.Location}");
-        var info = JsonSerializer.Deserialize<BatchInfo>(infoText, JsonLines.Options)
-            ?? throw new UsageException($"{BatchPaths.Batch(batchId)} under {output.Location} is empty");
-        var jobs = JsonLines.Read<JobRecord>(await output.ReadTextAsync(BatchPaths.Jobs(batchId), cancellationToken));
+        issues ??= new RecordIssues();
+        var info = await BatchRecords.ReadInfoAsync(output, batchId, cancellationToken);
+        var jobs = new List<JobRecord>();
+        await foreach (var job in BatchRecords.ReadJobsAsync(output, batchId, issues, cancellationToken)) jobs.Add(job);
         var enqueued = new HashSet<Guid>();
         var outcomes = new Dictionary<Guid, OutcomeRecord>();
-        await foreach (var item in output.ListAsync(BatchPaths.Folder(batchId), cancellationToken))
+        await foreach (var e in BatchRecords.ReadEnqueuedAsync(output, batchId, issues, cancellationToken))
         {
-            var name = item.RelativePath[(item.RelativePath.LastIndexOf('/') + 1)..];
-            if (name.StartsWith("enqueued-", StringComparison.Ordinal))
-            {
-                foreach (var e in JsonLines.Read<EnqueuedRecord>(await output.ReadTextAsync(item.RelativePath, cancellationToken)))
-                {
-                    enqueued.Add(e.JobId);
-                    if (e.RetryOf is { } failedAt) Merge(outcomes, Retried(e, failedAt));
-                }
-            }
-            else if (name.StartsWith("events-", StringComparison.Ordinal))
-            {
-                foreach (var o in JsonLines.Read<OutcomeRecord>(await output.ReadTextAsync(item.RelativePath, cancellationToken))) Merge(outcomes, o);
-            }
+            enqueued.Add(e.JobId);
+            if (e.RetryOf is { } failedAt) Merge(outcomes, Retried(e, failedAt));
         }
 
-        return new BatchState { Info = info, Jobs = jobs, Enqueued = enqueued, Outcomes = outcomes };
+        await foreach (var o in BatchRecords.ReadEventsAsync(output, batchId, issues, cancellationToken)) Merge(outcomes, o);
+        return new BatchState { Info = info, Jobs = jobs, Enqueued = enqueued, Outcomes = outcomes, Issues = issues };
     }
+
+    /// <summary>Malformed record lines met while loading.</summary>
+    public RecordIssues Issues { get; init; } = new();
 }
 
 /// <summary>

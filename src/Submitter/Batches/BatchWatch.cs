@@ -12,13 +12,27 @@ using Spectre.Console;
 
 namespace MambaSt.Batch.Submitter.Batches;
 
-public sealed record WatchResult(int Total, int Done, int Failed, int Pending, bool Completed);
+public sealed record WatchResult(int Total, int Done, int Failed, int Pending, bool Completed)
+{
+    /// <summary>How long the longest-waiting pending job has waited since its latest confirmed send (null when none).</summary>
+    public TimeSpan? OldestPending { get; init; }
+
+    /// <summary>Malformed record lines skipped while loading the batch (a warning, with places).</summary>
+    public string? RecordWarning { get; init; }
+
+    /// <summary>Jobs whose output exists but was made for another job, style, options or model: they are not done.</summary>
+    public IReadOnlyList<string> Mismatches { get; init; } = [];
+
+    public int MismatchCount { get; init; }
+}
 
 /// <summary>
 /// <c>watch</c>: consumes the batch's own event queue, shows progress and records each outcome in
 /// <c>events-&lt;run&gt;.jsonl</c> beside the batch manifest. An event is acknowledged only after
-/// the file that records it has been written (at most <see cref="FlushAfter"/> later, or as soon
-/// as <see cref="FlushBatch"/> events wait); when that write fails, or the watch stops first, its
+/// the append that records it is durable (at most <see cref="FlushAfter"/> later, or as soon
+/// as <see cref="FlushBatch"/> events wait); each append writes only the new lines (a flush costs what
+/// it adds, not the size of the record) and the batch is held as a <see cref="BatchTally"/> (memory
+/// bounded by the number of jobs, not of events). When that append fails, or the watch stops first, its
 /// events go back to the queue (nack with requeue) for the next watch: a crash or a storage outage
 /// loses no outcome. Events of other batches are acknowledged and ignored. Ends when every job has
 /// an outcome.
@@ -35,33 +49,20 @@ public sealed class BatchWatch(IAnsiConsole console)
 
     /// <summary>Whether a job became pending again while this watch ran (retry-failed sent it again): its outcome
     /// is still to come through the batch queue, so the queue stays.</summary>
-    private static async Task<bool> AnyPendingAgainAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken)
-    {
-        var now = await BatchState.LoadAsync(output, batchId, cancellationToken);
-        return now.Jobs.Any(j => now.StatusOf(j.JobId) == JobStatus.Pending);
-    }
+    private static async Task<bool> AnyPendingAgainAsync(IArchiveStore output, string batchId, CancellationToken cancellationToken) =>
+        (await BatchTally.LoadAsync(output, batchId, cancellationToken)).Pending > 0;
 
     public async Task<WatchResult> RunAsync(IArchiveStore output, string batchId, BrokerSettings broker, bool keepQueue, CancellationToken cancellationToken)
     {
-        var state = await BatchState.LoadAsync(output, batchId, cancellationToken);
-        var jobIds = state.Jobs.Select(j => j.JobId).ToHashSet();
-        var outcomes = state.Outcomes;
-        var runFile = BatchPaths.Events(batchId, BatchPaths.RunId());
-        var recorded = new List<OutcomeRecord>();
-        var flushed = 0;
+        var tally = await BatchTally.LoadAsync(output, batchId, cancellationToken);
+        var log = new RecordLog<OutcomeRecord>(output, BatchPaths.Events(batchId, BatchPaths.RunId()));
+        var toAppend = new List<OutcomeRecord>();
 
-        var unknown = state.Jobs.Where(j => state.StatusOf(j.JobId) == JobStatus.Pending).ToList();
-        await Parallel.ForEachAsync(unknown, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
-        {
-            if (!await output.ExistsAsync(job.OutputPath, ct)) return;
-            lock (recorded) recorded.Add(new OutcomeRecord { JobId = job.JobId, Status = JobStatus.Done, OutputRef = job.OutputRef, Message = "output present", At = DateTimeOffset.UtcNow });
-        });
-        foreach (var r in recorded) BatchState.Merge(outcomes, r);
+        var present = await ExistingOutputs.FindDoneAsync(output, batchId, tally, cancellationToken);
+        foreach (var r in present.Done) Record(r);
+        var mismatches = present.Mismatches;
 
-        int Settled() => jobIds.Count(id => outcomes.TryGetValue(id, out var o) && o.Status != JobStatus.Pending);
-        int FailedCount() => jobIds.Count(id => outcomes.TryGetValue(id, out var o) && o.Status == JobStatus.Failed);
-
-        if (Settled() < jobIds.Count)
+        if (tally.Settled < tally.Total)
         {
             var queue = BatchPaths.WatchQueue(batchId);
             var expires = await BatchTopology.EnsureWatchQueueAsync(broker, batchId, cancellationToken);
@@ -113,7 +114,7 @@ public sealed class BatchWatch(IAnsiConsole console)
             var unacked = new List<TaskCompletionSource>();
             try
             {
-                await ShowProgressAsync(events.Reader, unacked, Record, Flush, Settled, FailedCount, jobIds.Count, cancellationToken);
+                await ShowProgressAsync(events.Reader, unacked, Record, Flush, tally, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -146,40 +147,46 @@ public sealed class BatchWatch(IAnsiConsole console)
 
             async Task Flush(CancellationToken ct)
             {
-                if (unacked.Count == 0 && recorded.Count == flushed) return;
-                await output.WriteTextAsync(runFile, JsonLines.Write(recorded), ct);
-                flushed = recorded.Count;
+                if (unacked.Count == 0 && toAppend.Count == 0) return;
+                await log.AppendAsync(toAppend, ct); // acked only once the lines are durable
+                toAppend.Clear();
                 foreach (var waiting in unacked) waiting.TrySetResult();
                 unacked.Clear();
             }
 
-            if (Settled() == jobIds.Count && !keepQueue && !await AnyPendingAgainAsync(output, batchId, cancellationToken))
+            if (tally.Settled == tally.Total && !keepQueue && !await AnyPendingAgainAsync(output, batchId, cancellationToken))
             {
                 await BatchTopology.DeleteWatchQueueIfIdleAsync(broker, queue, CancellationToken.None);
             }
         }
-        else if (recorded.Count > 0)
+        else
         {
-            await output.WriteTextAsync(runFile, JsonLines.Write(recorded), cancellationToken);
+            await log.AppendAsync(toAppend, cancellationToken);
         }
 
-        var failed = FailedCount();
-        var settled = Settled();
-        return new WatchResult(jobIds.Count, settled - failed, failed, jobIds.Count - settled, settled == jobIds.Count);
+        return new WatchResult(tally.Total, tally.Done, tally.Failed, tally.Pending, tally.Settled == tally.Total)
+        {
+            OldestPending = tally.Pending > 0 ? tally.OldestPending(DateTimeOffset.UtcNow) : null,
+            RecordWarning = tally.Issues.Summary,
+            Mismatches = mismatches,
+            MismatchCount = present.MismatchCount,
+        };
 
         void Record(OutcomeRecord record)
         {
-            if (!jobIds.Contains(record.JobId)) return;
-            recorded.Add(record);
-            BatchState.Merge(outcomes, record);
+            // A failed append keeps its lines here: the next append writes them again with the newer ones.
+            if (tally.Merge(record)) toAppend.Add(record);
         }
     }
 
     private async Task ShowProgressAsync(ChannelReader<Arrival> events, List<TaskCompletionSource> unacked, Action<OutcomeRecord> record,
-        Func<CancellationToken, Task> flush, Func<int> settled, Func<int> failed, int total, CancellationToken cancellationToken)
+        Func<CancellationToken, Task> flush, BatchTally tally, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var startSettled = settled();
+        var total = tally.Total;
+        var startSettled = tally.Settled;
+        var oldest = tally.OldestPending(DateTimeOffset.UtcNow);
+        var oldestAt = clock.Elapsed;
         TimeSpan? oldestWaiting = null;
         await console.Progress()
             .AutoClear(false)
@@ -189,11 +196,18 @@ public sealed class BatchWatch(IAnsiConsole console)
                 var task = ctx.AddTask("waiting for events", maxValue: Math.Max(1, total));
                 while (true)
                 {
-                    var s = settled();
-                    var f = failed();
+                    var s = tally.Settled;
+                    var f = tally.Failed;
                     var rate = (s - startSettled) / Math.Max(0.001, clock.Elapsed.TotalSeconds);
+                    if (clock.Elapsed - oldestAt > TimeSpan.FromSeconds(10))
+                    {
+                        // A scan of the compact table: cheap, but not for every tick at a million jobs.
+                        oldest = tally.OldestPending(DateTimeOffset.UtcNow);
+                        oldestAt = clock.Elapsed;
+                    }
+
                     task.Value = s;
-                    task.Description = $"done {s - f}  failed {f}  pending {total - s}  {rate:F1} img/s";
+                    task.Description = $"done {s - f}  failed {f}  pending {total - s}{(oldest is { } o && total > s ? $" (oldest {Age(o + (clock.Elapsed - oldestAt))})" : "")}  {rate:F1} img/s";
                     if (s >= total) break;
 
                     if (unacked.Count > 0 && (unacked.Count >= FlushBatch || clock.Elapsed - oldestWaiting >= FlushAfter))
@@ -226,4 +240,10 @@ public sealed class BatchWatch(IAnsiConsole console)
 
         static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
     }
+
+    /// <summary>A wait as an operator reads it: 45s, 12m, 3h05m, 2d04h.</summary>
+    public static string Age(TimeSpan t) => t.TotalMinutes < 1 ? $"{(int)t.TotalSeconds}s"
+        : t.TotalHours < 1 ? $"{(int)t.TotalMinutes}m"
+        : t.TotalDays < 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m"
+        : $"{(int)t.TotalDays}d{t.Hours:D2}h";
 }

@@ -32,6 +32,9 @@ public sealed record SubmitRequest
     public int MaxInFlight { get; init; } = 256;
 
     public int UploadParallelism { get; init; } = 8;
+
+    /// <summary>Replace outputs that another job made (their metadata names another job id): deleted, then the job is sent.</summary>
+    public bool Overwrite { get; init; }
 }
 
 public sealed record SubmitResult
@@ -47,6 +50,14 @@ public sealed record SubmitResult
     public required int Enqueued { get; init; }
 
     public required int Uploaded { get; init; }
+
+    /// <summary>Outputs there that another job made (shown: the first <see cref="ExistingOutputs.Shown"/>): not done; sent only with <c>--overwrite</c>.</summary>
+    public IReadOnlyList<string> Mismatches { get; init; } = [];
+
+    public int MismatchCount { get; init; }
+
+    /// <summary>Mismatched outputs deleted by <c>--overwrite</c> (their jobs are sent).</summary>
+    public int Overwritten { get; init; }
 
     /// <summary>The jobs this run enqueued (or, in a dry run, would enqueue).</summary>
     public required IReadOnlyList<JobRecord> ToEnqueue { get; init; }
@@ -121,21 +132,39 @@ public sealed class Submission
             throw new UsageException($"batch '{batchId}' already exists under {output.Location} with another style or options; choose another --batch-id");
         }
 
+        // Done means the output's metadata names this job; an output another job made is reported, and replaced
+        // only with --overwrite (issue 21 finding 6).
+        var styleSha = styleIdentity.StartsWith("style:sha256:", StringComparison.Ordinal) ? styleIdentity["style:sha256:".Length..] : null;
         var done = new ConcurrentDictionary<Guid, bool>();
+        var mismatched = new ConcurrentDictionary<Guid, string>();
         await Parallel.ForEachAsync(jobs, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
         {
-            if (await output.ExistsAsync(job.OutputPath, ct)) done[job.JobId] = true;
+            var check = await ExistingOutputs.CheckAsync(output, job, request.Options, styleSha, ct);
+            if (check.Verdict == OutputVerdict.Done) done[job.JobId] = true;
+            else if (check.Verdict == OutputVerdict.Mismatch) mismatched[job.JobId] = check.Difference!;
         });
         var enqueuedBefore = existing?.Enqueued ?? new HashSet<Guid>();
-        var toEnqueue = jobs.Where(j => !done.ContainsKey(j.JobId) && !enqueuedBefore.Contains(j.JobId)).ToList();
-        var alreadyEnqueued = jobs.Count(j => !done.ContainsKey(j.JobId) && enqueuedBefore.Contains(j.JobId));
+        var toEnqueue = jobs.Where(j => !done.ContainsKey(j.JobId)
+            && (mismatched.ContainsKey(j.JobId) ? request.Overwrite : !enqueuedBefore.Contains(j.JobId))).ToList();
+        var alreadyEnqueued = jobs.Count(j => !done.ContainsKey(j.JobId) && !mismatched.ContainsKey(j.JobId) && enqueuedBefore.Contains(j.JobId));
+        var shownMismatches = jobs.Where(j => mismatched.ContainsKey(j.JobId)).Take(ExistingOutputs.Shown).Select(j => mismatched[j.JobId]).ToList();
 
         var result = new SubmitResult
         {
             BatchId = batchId, Total = jobs.Count, AlreadyDone = done.Count, AlreadyEnqueued = alreadyEnqueued,
-            Enqueued = 0, Uploaded = 0, ToEnqueue = toEnqueue,
+            Enqueued = 0, Uploaded = 0, ToEnqueue = toEnqueue, Mismatches = shownMismatches, MismatchCount = mismatched.Count,
         };
         if (request.DryRun) return result;
+
+        var overwritten = 0;
+        if (request.Overwrite && !mismatched.IsEmpty)
+        {
+            await Parallel.ForEachAsync(jobs.Where(j => mismatched.ContainsKey(j.JobId)), new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
+            {
+                if (await output.DeleteAsync(job.OutputPath, ct)) Interlocked.Increment(ref overwritten);
+            });
+            result = result with { Overwritten = overwritten };
+        }
 
         var broker = request.Broker ?? throw new UsageException("no broker: pass --broker or set Broker__Url");
         if (output is BlobArchiveStore blobOutput) await blobOutput.TryCreateContainerAsync(cancellationToken);
@@ -163,18 +192,38 @@ public sealed class Submission
     }
 
     /// <summary>
-    /// Sends jobs and records each confirmed one in <c>enqueued-&lt;run&gt;.jsonl</c> (every second and at the end, also on
-    /// cancellation); with <paramref name="retries"/> (job id to the time stamp of the failure it retries) each line
-    /// also makes its job pending again. A failed periodic write is tried again on the next tick; the final write is always attempted,
-    /// and when it fails the error says how many confirmed jobs went unrecorded (exit 3, or the send failure's own code).
+    /// Sends jobs and records each confirmed one in <c>enqueued-&lt;run&gt;.jsonl</c>, append-only: every second the
+    /// confirmations since the last append are appended (and fsynced), and once more at the end, also on cancellation;
+    /// with <paramref name="retries"/> (job id to the time stamp of the failure it retries) each line also makes its job
+    /// pending again. A failed periodic append is tried again on the next tick with the newer lines; the final append is
+    /// always attempted, and when it fails the error says how many confirmed jobs went unrecorded (exit 3, or the send
+    /// failure's own code).
     /// </summary>
     public static async Task<int> EnqueueAsync(IArchiveStore output, BatchInfo info, IReadOnlyList<JobRecord> jobs, BrokerSettings broker,
         int maxInFlight, IReadOnlyDictionary<Guid, DateTimeOffset>? retries, Action<int>? confirmedCallback, CancellationToken cancellationToken)
     {
-        var runFile = BatchPaths.Enqueued(info.BatchId, BatchPaths.RunId());
+        var log = new RecordLog<EnqueuedRecord>(output, BatchPaths.Enqueued(info.BatchId, BatchPaths.RunId()));
+        var runFile = log.RelativePath;
         var confirmed = new ConcurrentQueue<EnqueuedRecord>();
+        var unwritten = new List<EnqueuedRecord>(); // taken from the queue, not yet appended (a failed append keeps them)
         var count = 0;
-        var written = 0; // confirmations in the run file (the flush loop's last good write)
+        var appendLock = new SemaphoreSlim(1, 1);
+        async Task AppendPendingAsync()
+        {
+            await appendLock.WaitAsync(CancellationToken.None);
+            try
+            {
+                while (confirmed.TryDequeue(out var r)) unwritten.Add(r);
+                if (unwritten.Count == 0) return;
+                await log.AppendAsync(unwritten, CancellationToken.None);
+                unwritten.Clear();
+            }
+            finally
+            {
+                appendLock.Release();
+            }
+        }
+
         using var flushStop = new CancellationTokenSource();
         var flushing = Task.Run(async () =>
         {
@@ -189,16 +238,13 @@ public sealed class Submission
                     return;
                 }
 
-                var snapshot = confirmed.ToArray();
-                if (snapshot.Length == written) continue;
                 try
                 {
-                    await output.WriteTextAsync(runFile, JsonLines.Write(snapshot), CancellationToken.None);
-                    written = snapshot.Length;
+                    await AppendPendingAsync();
                 }
                 catch (Exception)
                 {
-                    // The next tick, or the final write, writes the whole list again.
+                    // The next tick, or the final append, appends these lines with the newer ones.
                 }
             }
         }, CancellationToken.None);
@@ -225,23 +271,19 @@ public sealed class Submission
 
         await flushStop.CancelAsync();
         await flushing;
-        var records = confirmed.ToArray();
         Exception? recordFailure = null;
-        if (records.Length > 0)
+        try
         {
-            try
-            {
-                await output.WriteTextAsync(runFile, JsonLines.Write(records), CancellationToken.None);
-            }
-            catch (Exception ex)
-            {
-                recordFailure = ex;
-            }
+            await AppendPendingAsync();
+        }
+        catch (Exception ex)
+        {
+            recordFailure = ex;
         }
 
         if (recordFailure is not null)
         {
-            var unrecorded = $"{records.Length - written} jobs the broker confirmed could not be recorded in {runFile} under {output.Location}: "
+            var unrecorded = $"{unwritten.Count} jobs the broker confirmed could not be recorded in {runFile} under {output.Location}: "
                 + $"{StorageLocation.Redact(recordFailure.Message)}. They are queued and will be processed; a later submit of this batch sends them again "
                 + "(same job ids; the worker does not recompute an output that exists)";
             if (sendFailure is null) throw new UnreachableException(unrecorded, recordFailure);

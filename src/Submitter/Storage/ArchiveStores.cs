@@ -80,8 +80,20 @@ public static class ArchiveStores
         var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
         var key = string.Join('\n', configuration.GetSection("Storage").AsEnumerable()
             .OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value));
+        if (Resolvers.TryGetValue(key, out var known)) return known.Value;
+
+        // Bounded: each distinct Storage section (a SAS URL set per command in a long-lived process) would otherwise
+        // keep a resolver, and its stores, for the life of the process. Dropping them all is rare and cheap (a new
+        // resolver and store per location).
+        if (Resolvers.Count >= MaxResolvers) Resolvers.Clear();
         return Resolvers.GetOrAdd(key, _ => new Lazy<IStorageResolver>(() => CreateResolver(configuration))).Value;
     }
+
+    /// <summary>Most Storage sections whose resolvers are kept at once.</summary>
+    public const int MaxResolvers = 16;
+
+    /// <summary>Resolvers kept now (tests).</summary>
+    internal static int CachedResolvers => Resolvers.Count;
 
     private static IStorageResolver CreateResolver(IConfiguration configuration)
     {

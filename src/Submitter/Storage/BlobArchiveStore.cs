@@ -85,6 +85,20 @@ public sealed class BlobArchiveStore : IArchiveStore
 
     public Task<bool> ExistsAsync(string relativePath, CancellationToken cancellationToken) => _store.ExistsAsync(_prefix + relativePath, cancellationToken);
 
+    public async Task<IReadOnlyDictionary<string, string>?> ReadMetadataAsync(string relativePath, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await _store.GetPropertiesAsync(_prefix + relativePath, cancellationToken)).Metadata;
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public Task<bool> DeleteAsync(string relativePath, CancellationToken cancellationToken) => _store.DeleteAsync(_prefix + relativePath, cancellationToken);
+
     public async Task<string?> ReadTextAsync(string relativePath, CancellationToken cancellationToken)
     {
         try
@@ -97,6 +111,59 @@ public sealed class BlobArchiveStore : IArchiveStore
         {
             return null;
         }
+    }
+
+    public async IAsyncEnumerable<string> ReadLinesAsync(string relativePath, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        Stream stream;
+        try
+        {
+            stream = await _store.OpenReadAsync(_prefix + relativePath, cancellationToken);
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.NotFound)
+        {
+            yield break;
+        }
+
+        await using (stream)
+        {
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            while (await reader.ReadLineAsync(cancellationToken) is { } line) yield return line;
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _segments = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Each append is the next numbered segment, written create-if-absent. Record names carry a run id unique to the
+    /// writing process, so a segment that is already there is this writer's own earlier attempt whose response was
+    /// lost (written, then retried): the append is done.
+    /// </summary>
+    public async Task AppendLinesAsync(string relativePath, string lines, CancellationToken cancellationToken)
+    {
+        var number = _segments.AddOrUpdate(relativePath, 1, (_, n) => n + 1);
+        var segment = SegmentName(relativePath, number);
+        try
+        {
+            using var content = new MemoryStream(Encoding.UTF8.GetBytes(lines));
+            await _store.PutAsync(_prefix + segment, content, new BlobWriteOptions { ContentType = "application/x-ndjson", IfAbsent = true }, cancellationToken);
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.AlreadyExists)
+        {
+            // A failed append is not given its number back: it may have been written with a lost response, and the
+            // caller's next append (its lines again, and newer ones) must not be taken for it. A line recorded
+            // twice is harmless; readers merge records by job.
+        }
+    }
+
+    /// <summary><c>events-RUN.jsonl</c> to <c>events-RUN.000001.jsonl</c>: the same prefix, so a listing finds it.</summary>
+    public static string SegmentName(string relativePath, int number)
+    {
+        var dot = relativePath.LastIndexOf('.');
+        var slash = relativePath.LastIndexOf('/');
+        var stem = dot > slash ? relativePath[..dot] : relativePath;
+        var ext = dot > slash ? relativePath[dot..] : "";
+        return $"{stem}.{number:D6}{ext}";
     }
 
     public async Task WriteTextAsync(string relativePath, string text, CancellationToken cancellationToken)

@@ -26,8 +26,26 @@ public interface IArchiveStore
 
     Task<bool> ExistsAsync(string relativePath, CancellationToken cancellationToken);
 
+    /// <summary>The metadata stored with a file (blob metadata; a local folder's sidecar, as the worker writes it), an
+    /// empty map when it has none, or null when the file does not exist.</summary>
+    Task<IReadOnlyDictionary<string, string>?> ReadMetadataAsync(string relativePath, CancellationToken cancellationToken);
+
+    /// <summary>Deletes a file and its metadata (<c>--overwrite</c>); false when it was not there.</summary>
+    Task<bool> DeleteAsync(string relativePath, CancellationToken cancellationToken);
+
     /// <summary>The whole text of a small file, or null when it does not exist.</summary>
     Task<string?> ReadTextAsync(string relativePath, CancellationToken cancellationToken);
+
+    /// <summary>The lines of a file, streamed (never the whole file as one string); none when it does not exist.</summary>
+    IAsyncEnumerable<string> ReadLinesAsync(string relativePath, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Appends whole lines (<paramref name="lines"/> ends with '\n') to an append-only record, durably before it
+    /// returns. A local folder appends to the file and fsyncs it. Blob storage has no append through this store, so
+    /// each append is a new numbered segment blob beside it (<c>name.000001.jsonl</c>, ...), written create-if-absent:
+    /// readers list the record's prefix. Only one writer (one process) appends to a given record.
+    /// </summary>
+    Task AppendLinesAsync(string relativePath, string lines, CancellationToken cancellationToken);
 
     /// <summary>Writes (replaces) a small text file.</summary>
     Task WriteTextAsync(string relativePath, string text, CancellationToken cancellationToken);

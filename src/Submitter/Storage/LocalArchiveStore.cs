@@ -1,6 +1,9 @@
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
+using System.Text;
 
+using MambaSt.Batch.Storage;
+using MambaSt.Batch.Storage.Local;
 using MambaSt.Batch.Submitter.Batches;
 using MambaSt.Batch.Submitter.Jobs;
 
@@ -50,10 +53,55 @@ public sealed class LocalArchiveStore(string root) : IArchiveStore
     public Task<bool> ExistsAsync(string relativePath, CancellationToken cancellationToken) =>
         Task.FromResult(File.Exists(RefFor(relativePath)));
 
+    public async Task<IReadOnlyDictionary<string, string>?> ReadMetadataAsync(string relativePath, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await new LocalFolderStore(Root).GetPropertiesAsync(relativePath, cancellationToken)).Metadata;
+        }
+        catch (StorageException ex) when (ex.Kind == StorageErrorKind.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public Task<bool> DeleteAsync(string relativePath, CancellationToken cancellationToken) => new LocalFolderStore(Root).DeleteAsync(relativePath, cancellationToken);
+
     public async Task<string?> ReadTextAsync(string relativePath, CancellationToken cancellationToken)
     {
         var path = RefFor(relativePath);
         return File.Exists(path) ? await File.ReadAllTextAsync(path, cancellationToken) : null;
+    }
+
+    public async IAsyncEnumerable<string> ReadLinesAsync(string relativePath, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var path = RefFor(relativePath);
+        if (!File.Exists(path)) yield break;
+        using var reader = new StreamReader(new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.ReadWrite | FileShare.Delete, Options = FileOptions.SequentialScan, BufferSize = 1 << 16,
+        }), Encoding.UTF8);
+        while (await reader.ReadLineAsync(cancellationToken) is { } line) yield return line;
+    }
+
+    public async Task AppendLinesAsync(string relativePath, string lines, CancellationToken cancellationToken)
+    {
+        var path = RefFor(relativePath);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        await using var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.Read, BufferSize = 0 });
+        var end = file.Length;
+        var bytes = Encoding.UTF8.GetBytes(lines);
+        if (end > 0)
+        {
+            // An earlier append torn by a full disk or a crash: start on a new line, so only that line is lost
+            // (readers count it as malformed) and not the first one appended now.
+            file.Position = end - 1;
+            if (file.ReadByte() != '\n') bytes = [(byte)'\n', .. bytes];
+        }
+
+        file.Position = end;
+        await file.WriteAsync(bytes, cancellationToken);
+        file.Flush(flushToDisk: true);
     }
 
     public async Task WriteTextAsync(string relativePath, string text, CancellationToken cancellationToken)
