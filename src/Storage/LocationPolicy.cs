@@ -224,3 +224,19 @@ internal sealed class SecureEndpointValidator : IValidateOptions<StorageOptions>
         }
     }
 }
+
+public sealed partial class StorageLocation
+{
+    /// <summary>The location as events and records may carry it: a blob URL loses its query (the SAS), every
+    /// other form is returned as given. Whoever reads the reference brings their own credential.</summary>
+    public static string WithoutSas(string location)
+    {
+        if (!location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !location.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            return location;
+        }
+
+        var cut = location.IndexOfAny(['?', '#']);
+        return cut < 0 ? location : location[..cut];
+    }
+}
