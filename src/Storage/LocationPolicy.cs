@@ -130,8 +130,14 @@ public sealed class LocationPolicy
     private static bool IsLoopback(Uri uri) =>
         uri.IsLoopback || uri.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>True when the https rule holds: an Azure endpoint is https unless it is a loopback emulator.</summary>
-    public static bool IsSecureEndpoint(Uri endpoint) => endpoint.Scheme == Uri.UriSchemeHttps || IsLoopback(endpoint);
+    /// <summary>True when the https rule holds: an Azure endpoint is https unless it is an emulator: on loopback, or
+    /// serving the emulator's public development account (Azurite as a compose service, e.g. http://azurite:10000/devstoreaccount1),
+    /// whose well-known key protects nothing.</summary>
+    public static bool IsSecureEndpoint(Uri endpoint) =>
+        endpoint.Scheme == Uri.UriSchemeHttps || IsLoopback(endpoint)
+        || endpoint.AbsolutePath.Trim('/').Split('/')[0].Equals(DevelopmentAccount, StringComparison.Ordinal);
+
+    private const string DevelopmentAccount = "devstoreaccount1";
 
     private static bool Glob(string pattern, string value)
     {
@@ -206,7 +212,8 @@ internal sealed class SecureEndpointValidator : IValidateOptions<StorageOptions>
             {
                 Check("ConnectionString's BlobEndpoint", blobEndpoint);
             }
-            else if (parts.TryGetValue("DefaultEndpointsProtocol", out var protocol) && !protocol.Equals("https", StringComparison.OrdinalIgnoreCase))
+            else if (parts.TryGetValue("DefaultEndpointsProtocol", out var protocol) && !protocol.Equals("https", StringComparison.OrdinalIgnoreCase)
+                && !(parts.TryGetValue("AccountName", out var account) && account == "devstoreaccount1"))
             {
                 failures.Add("Storage:ConnectionString: DefaultEndpointsProtocol must be https (http only for a loopback emulator's BlobEndpoint).");
             }

@@ -199,11 +199,14 @@ public sealed class LocationPolicyTests : IDisposable
         e.Message.ShouldNotContain(Key[..16]);
     }
 
-    [Fact]
-    public async Task The_loopback_emulator_over_http_is_a_valid_setting()
+    [Theory]
+    [InlineData("UseDevelopmentStorage=true")]
+    [InlineData($"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Key};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")]
+    [InlineData($"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Key};BlobEndpoint=http://azurite:10000/devstoreaccount1;")]
+    public async Task The_emulator_over_http_is_a_valid_setting(string connectionString)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Storage:ConnectionString"] = "UseDevelopmentStorage=true" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Storage:ConnectionString"] = connectionString });
         builder.Services.AddBlobStorage(builder.Configuration);
         using var host = builder.Build();
 
