@@ -6,6 +6,7 @@
 #   scripts/services.sh down     stop both
 #   scripts/services.sh status   say what runs
 #   scripts/services.sh env      print export lines (eval "$(scripts/services.sh env)")
+#   scripts/services.sh ctl ARGS...  run rabbitmqctl ARGS against this node (stdin passes through)
 #   scripts/services.sh restart-rabbitmq|stop-rabbitmq|start-rabbitmq|stop-azurite|start-azurite
 #
 # Ports (override with env): MAMBAST_RABBITMQ_PORT (21672), MAMBAST_AZURITE_PORT (10100).
@@ -145,6 +146,7 @@ case "${1:-status}" in
     azurite_running && echo "azurite: running (pid $(cat "$AZURITE_DIR/azurite.pid"), port $AZURITE_PORT)" || echo "azurite: stopped"
     ;;
   env) print_env ;;
+  ctl) shift; rabbit_env; exec 9>&-; exec "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" "$@" ;;
   start-rabbitmq) flock 9; start_rabbitmq ;;
   stop-rabbitmq) flock 9; stop_rabbitmq ;;
   restart-rabbitmq) flock 9; stop_rabbitmq; start_rabbitmq ;;

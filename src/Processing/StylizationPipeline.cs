@@ -335,7 +335,7 @@ public sealed class StylizationPipeline(
             {
                 JobId = Job.JobId,
                 BatchId = Job.BatchId,
-                OutputRef = Job.OutputRef,
+                OutputRef = StorageLocation.WithoutSas(Job.OutputRef),
                 Width = Width,
                 Height = Height,
                 OutputBytes = OutputBytes,

@@ -12,6 +12,9 @@ public enum StorageErrorKind
     NotConfigured,
     Unavailable,
     Timeout,
+
+    /// <summary>The location is outside what Storage:AllowedLocalRoots, AllowedAccounts or AllowedHosts permit (see <see cref="LocationPolicy"/>).</summary>
+    NotAllowed,
 }
 
 /// <summary>A storage failure with its kind, the job error code it maps to, and whether trying again may help.
@@ -36,6 +39,7 @@ public sealed class StorageException : Exception
     {
         StorageErrorKind.NotFound or StorageErrorKind.InvalidName => StylizationErrorCode.NotFound,
         StorageErrorKind.Timeout => StylizationErrorCode.Timeout,
+        StorageErrorKind.NotAllowed => StylizationErrorCode.InvalidRequest,
         _ => StylizationErrorCode.StorageUnavailable,
     };
 }

@@ -26,10 +26,12 @@ internal sealed class StorageResolver(IOptions<StorageOptions> options, IService
 {
     private readonly ConcurrentDictionary<string, IBlobStore> _stores = new(StringComparer.Ordinal);
     private readonly Lazy<BlobAccount?> _defaultAccount = new(() => DefaultAccount(options.Value, services));
+    private readonly Lazy<LocationPolicy> _policy = new(() => new LocationPolicy(services.GetRequiredService<IOptions<LocationPolicyOptions>>().Value, options.Value.LocalRoot));
 
     public StorageTarget Resolve(string location)
     {
         var parsed = StorageLocation.Parse(location);
+        _policy.Value.Check(parsed, () => _defaultAccount.Value?.Endpoint);
         return parsed.Kind == StorageLocationKind.Local ? ResolveLocal(parsed) : ResolveAzure(parsed);
     }
 

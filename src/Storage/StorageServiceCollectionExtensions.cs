@@ -18,6 +18,8 @@ public static class StorageServiceCollectionExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, SecureEndpointValidator>());
+        services.AddOptions<LocationPolicyOptions>().Bind(configuration.GetSection(StorageOptions.SectionName));
         services.TryAddSingleton<TokenCredential>(_ => new DefaultAzureCredential());
         services.TryAddSingleton<IStorageResolver, StorageResolver>();
         return services;

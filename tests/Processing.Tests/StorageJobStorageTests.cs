@@ -1,6 +1,10 @@
 using MambaSt.Batch.Contracts;
 using MambaSt.Batch.Processing.Adapters;
 using MambaSt.Batch.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace MambaSt.Batch.Processing.Tests;
 
@@ -54,6 +58,46 @@ public class StorageJobStorageTests
         {
             failure.Message.ShouldNotContain("SECRET123");
             failure.Message.ShouldContain("sig=<redacted>");
+        }
+    }
+
+    [Theory]
+    [InlineData("/etc/hostname", "Storage:AllowedLocalRoots")]
+    [InlineData("file:///proc/self/environ", "Storage:AllowedLocalRoots")]
+    [InlineData("https://evil.example.net/inputs/a.jpg?sv=1&sig=EVILSIG", "Storage:AllowedHosts")]
+    [InlineData("http://10.1.2.3/devstoreaccount1/inputs/a.jpg?sig=EVILSIG", "https://")]
+    public async Task A_job_naming_a_location_outside_the_allow_list_fails_at_once_as_InvalidRequest(string contentRef, string setting)
+    {
+        var root = Directory.CreateTempSubdirectory("mambast-worker-root-");
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root.FullName, "styles"));
+            File.WriteAllBytes(Path.Combine(root.FullName, "styles", "a.png"), FakeCodec.Image(8, 8));
+            var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Storage:LocalRoot"] = root.FullName }).Build();
+            using var provider = new ServiceCollection().AddBlobStorage(configuration).BuildServiceProvider();
+            var storage = new StorageJobStorage(provider.GetRequiredService<IStorageResolver>());
+            var pipeline = new StylizationPipeline(storage, new FakeCodec(), new FakeModel(), new StylizationMetrics(),
+                Options.Create(new WorkerOptions { ImmediateRetries = 2, ImmediateRetryDelayMs = 1, WorkerId = "w" }), NullLogger<StylizationPipeline>.Instance);
+            var job = new StylizeImage
+            {
+                JobId = Guid.NewGuid(),
+                BatchId = "b",
+                ContentRef = contentRef,
+                StyleRef = "styles/a.png",
+                OutputRef = "out/a.png",
+                Options = new StylizeOptions(),
+            };
+
+            var failure = (await pipeline.RunAsync([job], TestContext.Current.CancellationToken))[0].Failure!;
+
+            failure.Code.ShouldBe(StylizationErrorCode.InvalidRequest);
+            failure.Transient.ShouldBeFalse();
+            failure.Message.ShouldContain(setting);
+            failure.Message.ShouldNotContain("EVILSIG");
+        }
+        finally
+        {
+            root.Delete(recursive: true);
         }
     }
 

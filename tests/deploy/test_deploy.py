@@ -40,7 +40,10 @@ WORKER_SETTINGS = {
     "Worker__QueueName", "Worker__BatchMessageLimit", "Worker__BatchTimeLimitMs", "Worker__PrefetchCount",
     "Worker__ConcurrentBatches", "Worker__WorkerId", "Worker__StopTimeoutSeconds",
     "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+    "SSL_CERT_DIR",
 }
+# List settings rendered one key per item (Storage:AllowedAccounts:0 -> Storage__AllowedAccounts__0).
+WORKER_LIST_SETTINGS = re.compile(r"^Storage__Allowed(Accounts|Hosts|LocalRoots)__\d+$")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -392,7 +395,7 @@ SECRET_ASSIGNMENT = re.compile(
     r"[\"']?([^\s\"'#,}]+)")
 ALLOWED_SECRET_VALUES = re.compile(
     r"""^(""|''|\{\{.*|\$\{.*|<.*|change-me-local-only|password|username|sasUrl|amqpUri|connectionString|
-         secretKeyRef|true|false|\[\]|\{\}|\.\.\.|mambast-broker|mambast-storage|Opaque|/.*|\||
+         secretKeyRef|true|false|\[\]|\{\}|\.\.\.|mambast-broker|mambast-broker-ca|mambast-storage|Opaque|/.*|\||
          Exists|NoSchedule)$""", re.X)
 
 
@@ -695,7 +698,7 @@ def test_chart_renders_valid_manifests(renderer, example, tmp_path):
     cm = next(d for (k, _), d in objs.items() if k == "ConfigMap")
     assert cm["data"]["Inference__ExecutionProvider"] == ("Cuda" if values["gpu"]["enabled"] else "Cpu")
     assert cm["data"]["Worker__StopTimeoutSeconds"] == str(values["worker"]["stopTimeoutSeconds"])
-    assert set(cm["data"]) <= WORKER_SETTINGS
+    assert {k for k in cm["data"] if not WORKER_LIST_SETTINGS.match(k)} <= WORKER_SETTINGS
     so = next(d for (k, _), d in objs.items() if k == "ScaledObject")
     (trigger,) = so["spec"]["triggers"]
     assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
@@ -832,3 +835,100 @@ def test_keda_counts_unacknowledged_messages_by_default(renderer, auth, tmp_path
             (ta,) = [d for (k, _), d in objs.items() if k == "TriggerAuthentication"]
             assert ta["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "mambast-broker", "key": key}]
         assert ("protocol amqp counts ready messages only" in result.stderr) == (protocol == "amqp")
+
+
+# ------------------------------------------------------------- trust boundaries (issue 22, docs/security.md)
+
+def test_network_policy_allows_only_health_ingress_and_broker_storage_dns_egress(renderer, tmp_path):
+    objs = manifests(render(renderer, tmp_path=tmp_path))
+    (np,) = [d for (k, _), d in objs.items() if k == "NetworkPolicy"]
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    assert np["spec"]["podSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
+    assert set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    (ingress,) = np["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert ingress["from"] == [{"namespaceSelector": {}}]
+    container_ports = {p["containerPort"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert container_ports == {8080}
+    egress_ports = sorted((p["port"], p["protocol"]) for rule in np["spec"]["egress"] for p in rule["ports"])
+    assert egress_ports == [(53, "TCP"), (53, "UDP"), (443, "TCP"), (5671, "TCP")]
+    assert all(rule.get("to") for rule in np["spec"]["egress"]), "an egress rule without 'to' allows every destination"
+    storage = next(r for r in np["spec"]["egress"] if r["ports"] == [{"port": 443, "protocol": "TCP"}])
+    assert "169.254.0.0/16" in storage["to"][0]["ipBlock"]["except"]  # no instance metadata
+    assert "10.0.0.0/8" in storage["to"][0]["ipBlock"]["except"]
+
+    objs = manifests(render(renderer, {"telemetry": {"otlpEndpoint": "http://otel.observability:4317"}}, tmp_path=tmp_path))
+    (np,) = [d for (k, _), d in objs.items() if k == "NetworkPolicy"]
+    ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
+    assert {4317, 4318} <= ports
+
+
+def test_worker_has_cpu_and_ephemeral_storage_limits(renderer, tmp_path):
+    for example in [None, *EXAMPLES]:
+        objs = manifests(render(renderer, *([example] if example else []), tmp_path=tmp_path))
+        deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+        limits = deploy["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+        assert "cpu" in limits and "ephemeral-storage" in limits, example
+    result = render(renderer, {"resources": {"limits": {"cpu": None}}}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "resources.limits.cpu and resources.limits.ephemeral-storage are required" in result.stderr
+    result = render(renderer, {"resources": {"limits": {"ephemeral-storage": None}}}, tmp_path=tmp_path)
+    assert result.returncode != 0
+
+
+def test_image_by_digest_wins_over_the_tag(renderer, tmp_path):
+    digest = "sha256:" + "ab" * 32
+    objs = manifests(render(renderer, {"image": {"digest": digest, "tag": "1.2.3"}}, tmp_path=tmp_path))
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/example/mambast-batch-worker@{digest}"
+    assert schema_errors(with_override({"image": {"digest": "sha256:short"}}))
+    assert "digest" in (CHART / "values.yaml").read_text(encoding="utf-8")
+    assert "repository@digest" in (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+
+
+def test_broker_defaults_to_amqps_with_a_ca_secret(renderer, tmp_path):
+    assert defaults()["broker"]["url"].startswith("amqps://")
+    objs = manifests(render(renderer, tmp_path=tmp_path))
+    deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    (ca,) = [v for v in pod["volumes"] if v["name"] == "broker-ca"]
+    assert ca["secret"]["secretName"] == defaults()["broker"]["tls"]["caSecret"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["broker-ca"]["readOnly"] is True
+    cm = next(d for (k, _), d in objs.items() if k == "ConfigMap")
+    assert mounts["broker-ca"]["mountPath"] in cm["data"]["SSL_CERT_DIR"].split(":")
+    assert cm["data"]["Broker__Url"].startswith("amqps://")
+
+    refused = render(renderer, {"broker": {"url": "amqp://rabbitmq:5672/"}}, tmp_path=tmp_path)
+    assert refused.returncode != 0 and "broker.tls.enabled=true: use amqps://" in refused.stderr
+    plain = manifests(render(renderer, {"broker": {"url": "amqp://rabbitmq:5672/", "tls": {"enabled": False}}}, tmp_path=tmp_path))
+    deploy = next(d for (k, _), d in plain.items() if k == "Deployment")
+    assert all(v["name"] != "broker-ca" for v in deploy["spec"]["template"]["spec"]["volumes"])
+    assert schema_errors(with_override({"storage": {"mode": "workloadIdentity", "accountUrl": "http://acct.blob.core.windows.net/"}}))
+
+
+def test_chart_renders_the_storage_allow_list(renderer, tmp_path):
+    objs = manifests(render(renderer, {"storage": {"allowedAccounts": ["prod/inputs", "prod/out-*"],
+                                                   "allowedHosts": ["prod.blob.core.windows.net"]}}, tmp_path=tmp_path))
+    cm = next(d for (k, _), d in objs.items() if k == "ConfigMap")
+    assert cm["data"]["Storage__AllowedAccounts__0"] == "prod/inputs"
+    assert cm["data"]["Storage__AllowedAccounts__1"] == "prod/out-*"
+    assert cm["data"]["Storage__AllowedHosts__0"] == "prod.blob.core.windows.net"
+
+
+def test_compose_services_use_one_broker_user_per_role_never_the_admin():
+    services = compose()["services"]
+    admin = re.search(r"^RABBITMQ_DEFAULT_USER=(\S+)", (DEPLOY / ".env.example").read_text(encoding="utf-8"), re.M).group(1)
+    env_example = (DEPLOY / ".env.example").read_text(encoding="utf-8")
+    assert not re.search(r"^Broker__(Username|Password)=", env_example, re.M), "a broker credential shared by every service"
+    users = {}
+    for name in ("worker", "worker-gpu", "submitter"):
+        env = services[name]["environment"]
+        assert env["Broker__Username"] != admin, name
+        assert env["Broker__Password"].startswith("${"), name
+        users[name] = env["Broker__Username"]
+    assert users == {"worker": "mambast-worker", "worker-gpu": "mambast-worker", "submitter": "mambast-submitter"}
+    rabbit = services["rabbitmq"]
+    assert "/opt/mambast/broker-roles.sh" in " ".join(rabbit["command"])
+    assert any(v.startswith("./scripts/broker-roles.sh:") for v in rabbit["volumes"])
+    assert "mambast-worker" in " ".join(rabbit["healthcheck"]["test"])

@@ -132,4 +132,23 @@ storage.existingSecret for those; the existing Secrets serve the rest. */}}
 {{- if and (eq .Values.storage.mode "workloadIdentity") (not .Values.storage.accountUrl) }}
 {{- fail "storage.mode=workloadIdentity needs storage.accountUrl" }}
 {{- end }}
+{{- /* Transport: TLS unless turned off explicitly (docs/security.md). */}}
+{{- $scheme := regexFind "^[a-z]+" .Values.broker.url }}
+{{- if .Values.broker.tls.enabled }}
+{{- if not (has $scheme (list "amqps" "rabbitmqs")) }}
+{{- fail (printf "broker.url is %s:// but broker.tls.enabled=true: use amqps:// (port 5671), or set broker.tls.enabled=false to send credentials and job references in plain text" $scheme) }}
+{{- end }}
+{{- if not .Values.broker.tls.caSecret }}
+{{- fail "broker.tls.enabled=true needs broker.tls.caSecret (the Secret holding the CA that signed the broker's certificate)" }}
+{{- end }}
+{{- else if has $scheme (list "amqps" "rabbitmqs") }}
+{{- fail "broker.url is amqps:// but broker.tls.enabled=false: set broker.tls.enabled=true with broker.tls.caSecret" }}
+{{- end }}
+{{- if and .Values.storage.accountUrl (not (hasPrefix "https://" .Values.storage.accountUrl)) }}
+{{- fail "storage.accountUrl must be https://" }}
+{{- end }}
+{{- $limits := default dict .Values.resources.limits }}
+{{- if not (and (hasKey $limits "cpu") (hasKey $limits "ephemeral-storage")) }}
+{{- fail "resources.limits.cpu and resources.limits.ephemeral-storage are required: without them one worker can starve its node" }}
+{{- end }}
 {{- end }}

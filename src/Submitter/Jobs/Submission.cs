@@ -127,7 +127,7 @@ public sealed class Submission
         };
 
         var existing = await TryLoadAsync(output, batchId, cancellationToken);
-        if (existing is not null && (existing.Info.StyleRef != styleRef || existing.Info.Options != request.Options))
+        if (existing is not null && (existing.Info.StyleRef != ForRecord(output, styleRef) || existing.Info.Options != request.Options))
         {
             throw new UsageException($"batch '{batchId}' already exists under {output.Location} with another style or options; choose another --batch-id");
         }
@@ -180,8 +180,10 @@ public sealed class Submission
             });
         }
 
-        var merged = (existing?.Jobs ?? []).Concat(jobs).DistinctBy(j => j.JobId).ToList();
-        if (existing is null) await output.WriteTextAsync(BatchPaths.Batch(batchId), JsonSerializer.Serialize(info, JsonLines.Options), cancellationToken);
+        var merged = (existing?.Jobs ?? []).Concat(jobs.Select(j => j with { ContentRef = ForRecord(output, j.ContentRef), OutputRef = ForRecord(output, j.OutputRef) }))
+            .DistinctBy(j => j.JobId).ToList();
+        var recorded = info with { Output = ForRecord(output, info.Output), StyleRef = ForRecord(output, info.StyleRef) };
+        if (existing is null) await output.WriteTextAsync(BatchPaths.Batch(batchId), JsonSerializer.Serialize(recorded, JsonLines.Options), cancellationToken);
         await output.WriteTextAsync(BatchPaths.Jobs(batchId), JsonLines.Write(merged), cancellationToken);
         LocalBatchIndex.Remember(batchId, output.Location);
         if (toEnqueue.Count == 0) return result with { Uploaded = uploaded };
@@ -255,7 +257,7 @@ public sealed class Submission
         try
         {
             await using var bus = await JobBus.StartAsync(broker, cancellationToken);
-            sent = await bus.SendAllAsync(jobs.Select(j => ToMessage(info, j, submittedAt)), maxInFlight, job =>
+            sent = await bus.SendAllAsync(jobs.Select(j => ForMessage(output, ToMessage(info, j, submittedAt))), maxInFlight, job =>
             {
                 confirmed.Enqueue(new EnqueuedRecord
                 {
@@ -301,6 +303,14 @@ public sealed class Submission
         sendFailure?.Throw();
         return sent;
     }
+
+    /// <summary>Records in the output location keep no SAS that can write there (issue 22): see <see cref="BlobArchiveStore.ForRecord"/>.</summary>
+    private static string ForRecord(IArchiveStore output, string reference) => output is BlobArchiveStore blob ? blob.ForRecord(reference) : reference;
+
+    /// <summary>Jobs loaded from the records (retry-failed) get the output's SAS back from the local batch index's location.</summary>
+    private static StylizeImage ForMessage(IArchiveStore output, StylizeImage job) => output is BlobArchiveStore blob
+        ? job with { ContentRef = blob.ForMessage(job.ContentRef), StyleRef = blob.ForMessage(job.StyleRef), OutputRef = blob.ForMessage(job.OutputRef) }
+        : job;
 
     public static StylizeImage ToMessage(BatchInfo info, JobRecord job, DateTimeOffset submittedAt) => new()
     {

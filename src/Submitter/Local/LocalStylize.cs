@@ -67,7 +67,7 @@ public sealed class LocalStylize(IAnsiConsole console)
         var outcomes = new Dictionary<Guid, OutcomeRecord>();
         if (todo.Count > 0)
         {
-            using var host = BuildHost(output.Root);
+            using var host = BuildHost(output.Root, source.Root, Path.GetDirectoryName(styleFull)!);
             try
             {
                 await host.StartAsync(cancellationToken);
@@ -144,13 +144,17 @@ public sealed class LocalStylize(IAnsiConsole console)
         console.MarkupLineInterpolated($"outputs are in {result.OutputFolder}");
     }
 
-    private static IHost BuildHost(string outputRoot)
+    /// <summary>The in-process worker may touch the input folder, the style's folder and the output folder, nothing else.</summary>
+    private static IHost BuildHost(string outputRoot, string inputRoot, string styleFolder)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Inference:ModelDirectory"] = BundledModel.Find(),
             ["Storage:LocalRoot"] = outputRoot,
+            ["Storage:AllowedLocalRoots:0"] = outputRoot,
+            ["Storage:AllowedLocalRoots:1"] = inputRoot,
+            ["Storage:AllowedLocalRoots:2"] = styleFolder,
         });
         builder.Configuration.AddEnvironmentVariables();
         builder.Logging.ClearProviders();

@@ -31,7 +31,7 @@ public static class ArchiveStores
         {
             return new BlobArchiveStore(location, CurrentResolver().Resolve(location));
         }
-        catch (StorageException ex) when (ex.Kind is StorageErrorKind.InvalidName or StorageErrorKind.NotConfigured)
+        catch (StorageException ex) when (ex.Kind is StorageErrorKind.InvalidName or StorageErrorKind.NotConfigured or StorageErrorKind.NotAllowed)
         {
             throw new UsageException(ex.Message);
         }

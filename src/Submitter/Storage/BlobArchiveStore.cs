@@ -54,6 +54,18 @@ public sealed class BlobArchiveStore : IArchiveStore
     /// parses back to the same blob and the SAS stays the query; <c>az://</c> references carry names as they are.</summary>
     public string RefFor(string relativePath) => relativePath.Length == 0 ? _refBase + _refQuery : $"{_refBase}/{EscapeForRef(relativePath)}{_refQuery}";
 
+    /// <summary>The form kept in the batch's records (inside the container the SAS can write to): a reference under
+    /// this location loses its SAS. The SAS stays in the owner-only local batch index (docs/security.md).</summary>
+    public string ForRecord(string reference) => IsUnder(reference) ? StorageLocation.WithoutSas(reference) : reference;
+
+    /// <summary>The form sent to workers: a SAS-free reference under this location gets this location's SAS back.</summary>
+    public string ForMessage(string reference) =>
+        _refQuery.Length > 0 && IsUnder(reference) && !reference.Contains('?') ? reference + _refQuery : reference;
+
+    private bool IsUnder(string reference) =>
+        reference.StartsWith(_refBase + "/", StringComparison.Ordinal) || reference.StartsWith(_refBase + "?", StringComparison.Ordinal)
+        || reference == _refBase;
+
     private string EscapeForRef(string relativePath) =>
         _escapeNames ? string.Join('/', relativePath.Split('/').Select(Uri.EscapeDataString)) : relativePath;
 
