@@ -26,28 +26,56 @@ public sealed class BatchHtmlReport(IImageCodec codec, HtmlReportOptions options
     private static readonly HtmlEncoder Html = HtmlEncoder.Default;
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public async Task<HtmlReportResult> WriteAsync(IArchiveStore output, string batchId, string outputFile, CancellationToken cancellationToken)
+    /// <summary>Reads the records three times, streamed: the winning outcome per job (a compact table), the winners'
+    /// figures, then the job records; so memory grows with the number of jobs by one small entry each, never by
+    /// whole records.</summary>
+    public async Task<HtmlReportResult> WriteAsync(IArchiveStore output, string batchId, string outputFile, CancellationToken cancellationToken, RecordIssues? issues = null)
     {
-        var state = await BatchState.LoadAsync(output, batchId, cancellationToken);
+        issues ??= new RecordIssues();
+        var info = await BatchRecords.ReadInfoAsync(output, batchId, cancellationToken);
+        var winners = new Dictionary<Guid, Winner>();
+        await foreach (var sent in BatchRecords.ReadEnqueuedAsync(output, batchId, issues, cancellationToken))
+        {
+            if (sent.RetryOf is { } failedAt) Consider(winners, BatchState.Retried(sent, failedAt), -1);
+        }
+
+        long ordinal = 0;
+        await foreach (var outcome in BatchRecords.ReadEventsAsync(output, batchId, new RecordIssues(), cancellationToken)) Consider(winners, outcome, ordinal++);
+
         var summary = new ReportSummary(options);
-        foreach (var job in state.Jobs) summary.Add(job, state.Outcomes.GetValueOrDefault(job.JobId));
+        foreach (var (jobId, winner) in winners)
+        {
+            if (winner.Status != JobStatus.Pending) summary.OfferSample(jobId);
+        }
+
+        ordinal = 0;
+        await foreach (var outcome in BatchRecords.ReadEventsAsync(output, batchId, issues, cancellationToken))
+        {
+            if (winners.TryGetValue(outcome.JobId, out var w) && w.Ordinal == ordinal && w.Status != JobStatus.Pending) summary.AddOutcome(outcome);
+            ordinal++;
+        }
+
+        await foreach (var job in BatchRecords.ReadJobsAsync(output, batchId, issues, cancellationToken))
+        {
+            summary.AddJob(job, winners.TryGetValue(job.JobId, out var w) ? w.Status : JobStatus.Pending);
+        }
 
         await Parallel.ForEachAsync(summary.PendingToCheck.ToList(), new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
         {
-            if (await output.ExistsAsync(job.OutputPath, ct))
+            if ((await ExistingOutputs.CheckAsync(output, job, info.Options, null, ct)).Verdict == OutputVerdict.Done)
             {
                 lock (summary) summary.PendingFoundDone(job);
             }
         });
 
-        var style = await ThumbnailAsync(state.Info.StyleRef, cancellationToken);
+        var style = await ThumbnailAsync(info.StyleRef, cancellationToken);
         var tiles = new List<Tile>();
         foreach (var sampled in summary.Sample())
         {
             tiles.Add(await TileAsync(summary, sampled, cancellationToken));
         }
 
-        var page = Render(state.Info, summary, style, tiles);
+        var page = Render(info, summary, style, tiles);
         var bytes = new UTF8Encoding(false).GetBytes(page);
         var directory = Path.GetDirectoryName(Path.GetFullPath(outputFile));
         if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
@@ -66,7 +94,7 @@ public sealed class BatchHtmlReport(IImageCodec codec, HtmlReportOptions options
             if (sampled.Outcome.Quality is null && result is not null && content is not null)
             {
                 var quality = OutputQualityMeter.Measure(content.Frame, Resized(result.Frame, content.Frame));
-                if (summary.QualityProblem(quality) is { } problem) summary.Flag(job, sampled.Outcome, problem);
+                if (summary.QualityProblem(quality) is { } problem) summary.Flag(job.JobId, sampled.Outcome.OutputRef, problem, job);
             }
         }
 
@@ -154,7 +182,7 @@ public sealed class BatchHtmlReport(IImageCodec codec, HtmlReportOptions options
               .Append(g.Count.ToString(Inv)).Append("</span></h3><p class=\"message\">").Append(E(g.FirstMessage)).Append("</p><table><tr><th>job</th><th>input</th><th>message</th></tr>");
             foreach (var e in g.Examples)
             {
-                sb.Append("<tr><td><code>").Append(e.JobId).Append("</code></td><td>").Append(E(e.RelativePath)).Append("</td><td>").Append(E(e.Message)).Append("</td></tr>");
+                sb.Append("<tr><td><code>").Append(e.JobId).Append("</code></td><td>").Append(E(e.RelativePath ?? "")).Append("</td><td>").Append(E(e.Message)).Append("</td></tr>");
             }
 
             sb.Append("</table>");
@@ -178,8 +206,9 @@ public sealed class BatchHtmlReport(IImageCodec codec, HtmlReportOptions options
             sb.Append("<table><tr><th>job</th><th>input</th><th>problem</th><th>output</th></tr>");
             foreach (var f in s.FlaggedOutputs)
             {
-                sb.Append("<tr class=\"flag\"><td><code>").Append(f.JobId).Append("</code></td><td>").Append(E(f.RelativePath)).Append("</td><td>").Append(E(f.Problem))
-                  .Append("</td><td><a href=\"").Append(E(Link(f.OutputRef))).Append("\">").Append(E(f.OutputRef)).Append("</a></td></tr>");
+                sb.Append("<tr class=\"flag\"><td><code>").Append(f.JobId).Append("</code></td><td>").Append(E(f.RelativePath ?? "")).Append("</td><td>").Append(E(f.Problem)).Append("</td><td>");
+                if (f.OutputRef is { } outputRef) sb.Append("<a href=\"").Append(E(Link(outputRef))).Append("\">").Append(E(outputRef)).Append("</a>");
+                sb.Append("</td></tr>");
             }
 
             sb.Append("</table>");
@@ -358,6 +387,22 @@ public sealed class BatchHtmlReport(IImageCodec codec, HtmlReportOptions options
     private static string E(string text) => Html.Encode(text);
 
     private static string Jobs(long n) => n == 1 ? "1 job has" : $"{n} jobs have";
+
+    /// <summary>The record that decides a job's status, without its payload: <see cref="BatchState.Merge"/>'s rule on
+    /// (status, time, retried failure), and where the record sits in the event stream (-1: a retry's pending mark).</summary>
+    private readonly record struct Winner(JobStatus Status, DateTimeOffset At, DateTimeOffset? RetryOf, long Ordinal);
+
+    private static void Consider(Dictionary<Guid, Winner> winners, OutcomeRecord record, long ordinal)
+    {
+        var candidate = new Winner(record.Status, record.At, record.RetryOf, ordinal);
+        if (!winners.TryGetValue(record.JobId, out var existing)
+            || (existing.Status != JobStatus.Done && (record.Status == JobStatus.Done || Rank(candidate).CompareTo(Rank(existing)) >= 0)))
+        {
+            winners[record.JobId] = candidate;
+        }
+    }
+
+    private static (DateTimeOffset At, int Retry) Rank(Winner w) => w.RetryOf is { } failedAt ? (failedAt, 1) : (w.At, 0);
 
     private sealed record Thumbnail(string DataUri, int Width, int Height, RgbFrame Frame);
 

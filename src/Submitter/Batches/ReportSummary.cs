@@ -6,16 +6,22 @@ using MambaSt.Batch.Storage;
 namespace MambaSt.Batch.Submitter.Batches;
 
 /// <summary>
-/// What the HTML report shows, folded from one job (and its outcome) at a time. Memory is fixed per batch except
-/// the per-second completion counts (one entry per second of wall time), the per-worker and per-model counts, and
-/// the bounded lists (sample, failures per code, flagged outputs, pending jobs to check): never one entry per job.
+/// What the HTML report shows, folded from the records without holding them: outcomes first
+/// (<see cref="AddOutcome"/>, the winning one per job), then the job records (<see cref="AddJob"/>), which fill in
+/// the few jobs the page names. Memory is fixed per batch except the per-second completion counts (one entry per
+/// second of wall time), the per-worker and per-model counts, and the bounded lists (sample, failures per code,
+/// flagged outputs, pending jobs to check): never one entry per job.
 /// </summary>
 public sealed class ReportSummary(HtmlReportOptions options)
 {
     public static readonly string[] StageNames = ["fetch", "decode", "style", "infer", "encode", "write"];
 
     private readonly SortedDictionary<long, int> _completedPerSecond = [];
-    private readonly PriorityQueue<SampledJob, ulong> _sample = new(Comparer<ulong>.Create((a, b) => b.CompareTo(a)));
+    private readonly PriorityQueue<Guid, ulong> _sample = new(Comparer<ulong>.Create((a, b) => b.CompareTo(a)));
+    private readonly HashSet<Guid> _sampleIds = [];
+    private readonly Dictionary<Guid, OutcomeRecord> _sampledOutcomes = [];
+    private readonly Dictionary<Guid, SampledJob> _sampledJobs = [];
+    private readonly Dictionary<Guid, List<Action<JobRecord>>> _waitingForJob = [];
 
     public long Jobs { get; private set; }
 
@@ -55,24 +61,62 @@ public sealed class ReportSummary(HtmlReportOptions options)
     public double WallSeconds(DateTimeOffset? start) =>
         LastCompletion is { } end && (start ?? FirstCompletion) is { } begin && end > begin ? (end - begin).TotalSeconds : 0;
 
+    /// <summary>One job and its final outcome at once (a batch held in memory, tests).</summary>
     public void Add(JobRecord job, OutcomeRecord? outcome)
     {
-        Jobs++;
-        switch (outcome?.Status ?? JobStatus.Pending)
+        if (outcome?.Status is JobStatus.Done or JobStatus.Failed)
         {
-            case JobStatus.Done:
-                AddDone(job, outcome!);
-                break;
-            case JobStatus.Failed:
-                AddFailed(job, outcome!);
-                break;
-            default:
-                Pending++;
-                if (PendingToCheck.Count < options.PendingOutputChecks) PendingToCheck.Add(job);
-                break;
+            OfferSample(job.JobId);
+            AddOutcome(outcome);
         }
 
-        if (outcome?.Status is JobStatus.Done or JobStatus.Failed) Offer(job, outcome);
+        AddJob(job, outcome?.Status ?? JobStatus.Pending);
+    }
+
+    /// <summary>Keeps the finished jobs with the smallest hash of their id: the same sample on every run, in one pass. Call before <see cref="AddOutcome"/>.</summary>
+    public void OfferSample(Guid jobId)
+    {
+        if (options.Sample <= 0 || _sampleIds.Contains(jobId)) return;
+        var key = BitConverter.ToUInt64(SHA256.HashData(jobId.ToByteArray()), 0);
+        if (_sample.Count < options.Sample)
+        {
+            _sample.Enqueue(jobId, key);
+            _sampleIds.Add(jobId);
+        }
+        else if (_sample.TryPeek(out _, out var largest) && key < largest)
+        {
+            var evicted = _sample.DequeueEnqueue(jobId, key);
+            _sampleIds.Remove(evicted);
+            _sampledOutcomes.Remove(evicted);
+            _sampledJobs.Remove(evicted);
+            _sampleIds.Add(jobId);
+        }
+    }
+
+    /// <summary>The final outcome of one job (done or failed).</summary>
+    public void AddOutcome(OutcomeRecord o)
+    {
+        if (o.Status == JobStatus.Done) AddDone(o);
+        else if (o.Status == JobStatus.Failed) AddFailed(o);
+        if (_sampleIds.Contains(o.JobId)) _sampledOutcomes[o.JobId] = o;
+    }
+
+    /// <summary>A job of the batch, with the status its outcome gave it (<see cref="JobStatus.Pending"/> when none).</summary>
+    public void AddJob(JobRecord job, JobStatus status)
+    {
+        Jobs++;
+        if (status == JobStatus.Pending)
+        {
+            Pending++;
+            if (PendingToCheck.Count < options.PendingOutputChecks) PendingToCheck.Add(job);
+        }
+
+        if (_waitingForJob.Remove(job.JobId, out var fillers))
+        {
+            foreach (var fill in fillers) fill(job);
+        }
+
+        if (_sampledOutcomes.Remove(job.JobId, out var outcome)) _sampledJobs[job.JobId] = new SampledJob(job, outcome);
     }
 
     /// <summary>A pending job whose output exists after all (its event was never recorded): counted as done, reused.</summary>
@@ -81,12 +125,13 @@ public sealed class ReportSummary(HtmlReportOptions options)
         Pending--;
         Done++;
         Reused++;
-        Offer(job, new OutcomeRecord { JobId = job.JobId, Status = JobStatus.Done, OutputRef = job.OutputRef, Reused = true });
+        OfferSample(job.JobId);
+        if (_sampleIds.Contains(job.JobId)) _sampledJobs[job.JobId] = new SampledJob(job, new OutcomeRecord { JobId = job.JobId, Status = JobStatus.Done, OutputRef = job.OutputRef, Reused = true });
     }
 
-    public IReadOnlyList<SampledJob> Sample() => _sample.UnorderedItems.Select(e => e.Element).OrderBy(s => s.Job.RelativePath, StringComparer.Ordinal).ToList();
+    public IReadOnlyList<SampledJob> Sample() => _sampledJobs.Values.Where(s => _sampleIds.Contains(s.Job.JobId)).OrderBy(s => s.Job.RelativePath, StringComparer.Ordinal).ToList();
 
-    private void AddDone(JobRecord job, OutcomeRecord o)
+    private void AddDone(OutcomeRecord o)
     {
         Done++;
         if (o.Reused) Reused++;
@@ -107,10 +152,10 @@ public sealed class ReportSummary(HtmlReportOptions options)
             for (var i = 0; i < stages.Length; i++) Stages[i].Add(stages[i]);
         }
 
-        if (o.Quality is { } q && QualityProblem(q) is { } problem) Flag(job, o, problem);
+        if (o.Quality is { } q && QualityProblem(q) is { } problem) Flag(o.JobId, o.OutputRef, problem);
     }
 
-    private void AddFailed(JobRecord job, OutcomeRecord o)
+    private void AddFailed(OutcomeRecord o)
     {
         Failed++;
         var code = o.ErrorCode?.ToString() ?? "Unknown";
@@ -121,7 +166,16 @@ public sealed class ReportSummary(HtmlReportOptions options)
         }
 
         group.Count++;
-        if (group.Examples.Count < options.FailuresPerGroup) group.Examples.Add(new FailureExample(job.JobId, job.RelativePath, StorageLocation.RedactSecrets(job.ContentRef)!, StorageLocation.RedactSecrets(o.Message) ?? ""));
+        if (group.Examples.Count < options.FailuresPerGroup)
+        {
+            var example = new FailureExample(o.JobId, StorageLocation.RedactSecrets(o.Message) ?? "");
+            group.Examples.Add(example);
+            WhenJobSeen(o.JobId, job =>
+            {
+                example.RelativePath = job.RelativePath;
+                example.ContentRef = StorageLocation.RedactSecrets(job.ContentRef);
+            });
+        }
     }
 
     /// <summary>Why an output looks broken, or null: nearly uniform, or the content returned unchanged.</summary>
@@ -130,25 +184,28 @@ public sealed class ReportSummary(HtmlReportOptions options)
         : q.ContentDifference < options.UnchangedDifference ? $"same as the content (mean difference {q.ContentDifference:0.##})"
         : null;
 
-    public void Flag(JobRecord job, OutcomeRecord o, string problem)
+    /// <summary>Lists a broken-looking output; <paramref name="job"/> fills in its input and reference when known already.</summary>
+    public void Flag(Guid jobId, string? outputRef, string problem, JobRecord? job = null)
     {
-        if (FlaggedOutputs.Any(f => f.JobId == job.JobId)) return;
+        if (FlaggedOutputs.Any(f => f.JobId == jobId)) return;
         Flagged++;
-        if (FlaggedOutputs.Count < options.FlaggedListed) FlaggedOutputs.Add(new FlaggedOutput(job.JobId, job.RelativePath, StorageLocation.RedactSecrets(o.OutputRef ?? job.OutputRef)!, problem));
+        if (FlaggedOutputs.Count >= options.FlaggedListed) return;
+        var flagged = new FlaggedOutput(jobId, problem) { OutputRef = StorageLocation.RedactSecrets(outputRef) };
+        FlaggedOutputs.Add(flagged);
+        void Fill(JobRecord j)
+        {
+            flagged.RelativePath = j.RelativePath;
+            flagged.OutputRef ??= StorageLocation.RedactSecrets(j.OutputRef);
+        }
+
+        if (job is not null) Fill(job);
+        else WhenJobSeen(jobId, Fill);
     }
 
-    /// <summary>Keeps the jobs with the smallest hash of their id: the same sample on every run, in one pass.</summary>
-    private void Offer(JobRecord job, OutcomeRecord outcome)
+    private void WhenJobSeen(Guid jobId, Action<JobRecord> fill)
     {
-        var key = BitConverter.ToUInt64(SHA256.HashData(job.JobId.ToByteArray()), 0);
-        if (_sample.Count < options.Sample)
-        {
-            _sample.Enqueue(new SampledJob(job, outcome), key);
-        }
-        else if (options.Sample > 0 && _sample.TryPeek(out _, out var largest) && key < largest)
-        {
-            _sample.DequeueEnqueue(new SampledJob(job, outcome), key);
-        }
+        if (!_waitingForJob.TryGetValue(jobId, out var list)) _waitingForJob[jobId] = list = [];
+        list.Add(fill);
     }
 
     private static void Count(SortedDictionary<string, long> counts, string key) => counts[key] = counts.GetValueOrDefault(key) + 1;
@@ -156,9 +213,27 @@ public sealed class ReportSummary(HtmlReportOptions options)
 
 public sealed record SampledJob(JobRecord Job, OutcomeRecord Outcome);
 
-public sealed record FailureExample(Guid JobId, string RelativePath, string ContentRef, string Message);
+public sealed class FailureExample(Guid jobId, string message)
+{
+    public Guid JobId { get; } = jobId;
 
-public sealed record FlaggedOutput(Guid JobId, string RelativePath, string OutputRef, string Problem);
+    public string Message { get; } = message;
+
+    public string? RelativePath { get; set; }
+
+    public string? ContentRef { get; set; }
+}
+
+public sealed class FlaggedOutput(Guid jobId, string problem)
+{
+    public Guid JobId { get; } = jobId;
+
+    public string Problem { get; } = problem;
+
+    public string? RelativePath { get; set; }
+
+    public string? OutputRef { get; set; }
+}
 
 public sealed class FailureGroup(string code, string firstMessage)
 {
