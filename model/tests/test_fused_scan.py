@@ -1,8 +1,8 @@
 """Fused mambast::SelectiveScan (native/ libmambast_ops.so) through ONNX Runtime: one-node graphs
 against a float64 per-token loop, shape errors, the `fused` export, tiny golden parity.
 
-Builds native/ with CMake into model/.build/native (skips when cmake, a C++ compiler or the
-ONNX Runtime package in node_modules is missing)."""
+Builds native/ with CMake into model/.build/native against the restored Microsoft.ML.OnnxRuntime NuGet
+package (skips when cmake, a C++ compiler or the package is missing)."""
 import json
 import os
 import shutil
@@ -19,7 +19,6 @@ from conftest import GOLDEN, MODEL_DIR
 
 REPO = MODEL_DIR.parent
 BUILD = MODEL_DIR / ".build" / "native"
-ORT_PKG = REPO / "node_modules" / "com.github.asus4.onnxruntime" / "Plugins"
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +26,12 @@ def native():
     """(runner path, library path), building native/ once per session."""
     if not shutil.which("cmake") or not (shutil.which("g++") or shutil.which("c++")):
         pytest.skip("cmake or a C++ compiler is missing")
-    if not (ORT_PKG / "Linux" / "x64" / "libonnxruntime.so").exists():
-        pytest.skip("node_modules/com.github.asus4.onnxruntime is missing (npm ci)")
+    from mambast.ort import package_dir
+    pkg = package_dir()
+    if pkg is None:
+        pytest.skip("the Microsoft.ML.OnnxRuntime NuGet package is not restored (scripts/ort-package.sh)")
     cfg = subprocess.run(["cmake", "-S", str(REPO / "native"), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
-                          "-DMAMBAST_OPS_CUDA=OFF"], capture_output=True, text=True)
+                          f"-DMAMBAST_ORT_PACKAGE={pkg}", "-DMAMBAST_OPS_CUDA=OFF"], capture_output=True, text=True)
     assert cfg.returncode == 0, cfg.stdout + cfg.stderr
     build = subprocess.run(["cmake", "--build", str(BUILD), "-j2", "--target", "mambast_ops", "mambast_ort_run"],
                            capture_output=True, text=True)
