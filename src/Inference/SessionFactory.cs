@@ -83,10 +83,11 @@ internal static class SessionFactory
         }
         catch (OnnxRuntimeException e)
         {
-            // ONNX Runtime's exception says only "Failed to load shared library"; which library and why is in its log.
+            // Which library failed and why ("Failed to load library ...: libcublasLt.so.13: cannot open shared object
+            // file") is in 1.32's exception on this path, but on others only in ONNX Runtime's log: take it from there.
             var cause = OrtEnvironment.FirstLoadFailure(log);
             return $"ONNX Runtime could not start the CUDA provider on device {options.DeviceId}: {e.Message}" +
-                   (cause is null ? "" : $" ONNX Runtime's log: {cause}");
+                   (cause is null || e.Message.Contains(cause, StringComparison.Ordinal) ? "" : $" ONNX Runtime's log: {cause}");
         }
     }
 
@@ -121,6 +122,7 @@ internal static class SessionFactory
         catch (OnnxRuntimeException e)
         {
             var cause = provider == ExecutionProviderKind.Cuda ? OrtEnvironment.FirstLoadFailure(log) : null;
+            cause = cause is not null && e.Message.Contains(cause, StringComparison.Ordinal) ? null : cause;
             throw new InferenceException(StylizationErrorCode.ModelError,
                 $"{path}: ONNX Runtime cannot load the model: {e.Message}{(cause is null ? "" : $" ONNX Runtime's log: {cause}")}", e);
         }
