@@ -187,3 +187,49 @@ def test_fused_tiny_matches_golden(native, tiny_fused):
         feeds = {k: f[k] for k in ("content", "style_tokens", "style_index", "strength")}
         out = run(native, tiny_fused / "stylizer.onnx", feeds, threads=2)["stylized"]
         assert np.abs(out - f["stylized"]).max() < tol["stylized_abs"], case["name"]
+
+
+@pytest.fixture(scope="module")
+def tiny_sequential_with_siblings(tmp_path_factory):
+    from mambast import build_model, get_config
+    from mambast.export import export
+    model = build_model(get_config("tiny"), seed=7, scan_variant="sequential")
+    folder = tmp_path_factory.mktemp("tiny-sequential-siblings")
+    export(model, folder, "sequential", "random-init seed 7", card=False)
+    return folder
+
+
+def test_sequential_export_writes_fused_siblings_that_share_its_weights(tiny_sequential_with_siblings):
+    import hashlib
+    folder = tiny_sequential_with_siblings
+    for g in ("style_encoder", "stylizer"):
+        portable, sibling = folder / f"{g}.onnx", folder / f"{g}.fused.onnx"
+        m = onnx.load(str(sibling), load_external_data=False)
+        props = {p.key: p.value for p in m.metadata_props}
+        assert props["mambast.scan_variant"] == "fused" and props["mambast.weights_file"] == portable.name
+        assert props["mambast.weights_sha256"] == hashlib.sha256(portable.read_bytes()).hexdigest()
+        external = [i for i in m.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
+        assert external, "no initializer points into the portable graph"
+        data = portable.read_bytes()
+        for init in external:
+            ext = {e.key: e.value for e in init.external_data}
+            assert ext["location"] == portable.name
+            assert int(ext["offset"]) + int(ext["length"]) <= len(data)
+        # no second copy of the weights: the sibling is a small fraction of the portable graph
+        assert sibling.stat().st_size < 0.5 * portable.stat().st_size
+
+
+def test_fused_siblings_match_golden(native, tiny_sequential_with_siblings):
+    path = GOLDEN / "manifest.json"
+    if not path.exists():
+        pytest.skip("golden files not generated")
+    manifest = json.loads(path.read_text())
+    tol = manifest["tolerance"]
+    folder = tiny_sequential_with_siblings
+    for case in manifest["cases"]:
+        f = {k: np.load(GOLDEN / case["folder"] / m["file"]) for k, m in case["files"].items()}
+        tokens = run(native, folder / "style_encoder.fused.onnx", {"style": f["style"]})["style_tokens"]
+        assert np.abs(tokens - f["style_tokens"]).max() < tol["style_tokens_abs"], case["name"]
+        feeds = {k: f[k] for k in ("content", "style_tokens", "style_index", "strength")}
+        out = run(native, folder / "stylizer.fused.onnx", feeds, threads=2)["stylized"]
+        assert np.abs(out - f["stylized"]).max() < tol["stylized_abs"], case["name"]
