@@ -6,16 +6,17 @@
 # reproducible production builds also pin by digest, e.g. FROM nvidia/cuda:13.0.2-...@sha256:<digest>.
 #
 # Native libraries at run time:
-#   cpu: libonnxruntime.so 1.29 (npm com.github.asus4.onnxruntime, a CPU-only build) + libvips
+#   cpu: libonnxruntime.so from the NuGet package Microsoft.ML.OnnxRuntime (build/OnnxRuntime.props) + libvips
 #        (npm @img/sharp-libvips-linux-x64), copied into the publish output by the projects themselves.
-#   gpu: published with -p:OnnxRuntimeFromNuGet=true: libonnxruntime.so, libonnxruntime_providers_shared.so and
-#        libonnxruntime_providers_cuda.so all from Microsoft.ML.OnnxRuntime.Gpu (build/OnnxRuntime.props; needs
-#        nuget.org or a feed that has it). The npm core cannot serve the gpu image: its GetAvailableProviders
-#        lists only CPUExecutionProvider, and npm com.github.asus4.onnxruntime.linux-x64-gpu ships provider
-#        libraries but no libonnxruntime.so of its own. The base image's CUDA major (CUDA_IMAGE_TAG, CUDA 13 +
-#        cuDNN) must be the one the package's CUDA provider was built for: the gpu stage runs ldd on it and
-#        fails the build on any CUDA/cuDNN library it cannot find (not verified here: no Docker engine, no
-#        nuget.org). The ort-check stage fails the build unless the core library reports CUDAExecutionProvider.
+#   gpu: published with -p:OnnxRuntimeFlavor=Cuda: Microsoft.ML.OnnxRuntime.Managed + Microsoft.ML.OnnxRuntime.Gpu.Linux
+#        (libonnxruntime.so, libonnxruntime_providers_shared.so, libonnxruntime_providers_cuda.so from one build;
+#        never the .Gpu meta-package, which adds Windows DLLs). The CUDA provider links CUDA 13 (libcudart.so.13,
+#        libcublas(Lt).so.13, libcurand.so.10) and loads cuDNN 9: the gpu stage runs ldd on it and fails the build
+#        on any library the base image (CUDA_IMAGE_TAG) lacks. The ort-check stage fails the build unless the core
+#        library reports CUDAExecutionProvider.
+#   both: libmambast_ops.so (native/, the fused selective scan, CPU kernel) built in the build stage against the
+#        restored package's headers; the engine runs the bundled model's fused graphs with it (Inference__Scan=auto).
+#   ORT_DISABLE_TELEMETRY=1 and MASSTRANSIT_USAGE_TELEMETRY=false: no usage telemetry from either library.
 # HEALTHCHECK: deploy/healthcheck.sh, a bash /dev/tcp HTTP GET (no curl or wget in these images).
 
 ARG DOTNET_SDK_VERSION=10.0.401
@@ -24,37 +25,58 @@ ARG NODE_VERSION=20.20.2
 ARG CUDA_IMAGE_TAG=13.0.2-cudnn-runtime-ubuntu24.04
 ARG PYTHON_VERSION=3.12.12
 
-# ---- npm: ONNX Runtime C# sources + native libs and libvips, exactly as locked -------------------------------
+# ---- npm: libvips (Imaging), exactly as locked ---------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS npm
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
-# ---- build: dotnet publish (framework-dependent, linux-x64) --------------------------------------------------
+# ---- build: dotnet publish (framework-dependent, linux-x64) + libmambast_ops.so ----------------------------
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_SDK_VERSION}-noble AS build
-ARG ORT_FROM_NUGET=false
+ARG ORT_FLAVOR=Cpu
+ARG ORT_PACKAGE_ID=microsoft.ml.onnxruntime
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props ./
 COPY build/ build/
 COPY src/ src/
+COPY native/ native/
+COPY scripts/ort-package.sh scripts/
 COPY --from=npm /src/node_modules/ node_modules/
-RUN dotnet publish src/Worker/MambaSt.Batch.Worker.csproj \
+# The op library is built before the publish so that src/Inference copies it next to the worker.
+RUN dotnet restore src/Worker/MambaSt.Batch.Worker.csproj -p:OnnxRuntimeFlavor=${ORT_FLAVOR} \
+ && cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release -DMAMBAST_OPS_CUDA=OFF -DMAMBAST_OPS_TESTS=OFF \
+      -DMAMBAST_ORT_PACKAGE="$(ORT_PACKAGE_ID=${ORT_PACKAGE_ID} scripts/ort-package.sh)" \
+ && cmake --build artifacts/native -j"$(nproc)" \
+ && dotnet publish src/Worker/MambaSt.Batch.Worker.csproj \
       --configuration Release --output /out --nologo \
-      -p:UseAppHost=false -p:OnnxRuntimeFromNuGet=${ORT_FROM_NUGET}
+      -p:UseAppHost=false -p:OnnxRuntimeFlavor=${ORT_FLAVOR} \
+ && test -f /out/libmambast_ops.so
 
-# ---- build-gpu: the same sources against Microsoft.ML.OnnxRuntime.Gpu (CUDA-enabled core + providers) -------
-# Its own publish: the npm libonnxruntime.so is a CPU build. -r linux-x64 keeps only the Linux native libraries
-# (the package also carries the Windows ones) and puts them in /out beside the assemblies.
+# ---- build-gpu: the same sources against Managed + Gpu.Linux (CUDA-enabled core + providers) ----------------
+# -r linux-x64 puts the Linux native libraries in /out beside the assemblies.
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_SDK_VERSION}-noble AS build-gpu
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props ./
 COPY build/ build/
 COPY src/ src/
+COPY native/ native/
+COPY scripts/ort-package.sh scripts/
 COPY --from=npm /src/node_modules/ node_modules/
-RUN dotnet publish src/Worker/MambaSt.Batch.Worker.csproj \
+RUN dotnet restore src/Worker/MambaSt.Batch.Worker.csproj --runtime linux-x64 -p:OnnxRuntimeFlavor=Cuda \
+ && cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release -DMAMBAST_OPS_CUDA=OFF -DMAMBAST_OPS_TESTS=OFF \
+      -DMAMBAST_ORT_PACKAGE="$(ORT_PACKAGE_ID=microsoft.ml.onnxruntime.gpu.linux scripts/ort-package.sh)" \
+ && cmake --build artifacts/native -j"$(nproc)" \
+ && dotnet publish src/Worker/MambaSt.Batch.Worker.csproj \
       --configuration Release --output /out --nologo \
       --runtime linux-x64 --self-contained false \
-      -p:UseAppHost=false -p:OnnxRuntimeFromNuGet=true
+      -p:UseAppHost=false -p:OnnxRuntimeFlavor=Cuda \
+ && test -f /out/libmambast_ops.so
 
 # ---- ort-check: fail the gpu build unless its libonnxruntime.so can run the CUDA provider (no GPU needed) ----
 FROM python:${PYTHON_VERSION}-slim-bookworm AS ort-check
@@ -75,6 +97,8 @@ ENV ASPNETCORE_HTTP_PORTS=8080 \
     DOTNET_gcServer=1 \
     Inference__ModelDirectory=/app/models/default \
     Inference__ExecutionProvider=Cpu \
+    ORT_DISABLE_TELEMETRY=1 \
+    MASSTRANSIT_USAGE_TELEMETRY=false \
     LD_LIBRARY_PATH=/app
 COPY --from=build /out/ /app/
 COPY --from=model /models/default/ /app/models/default/
@@ -105,12 +129,14 @@ ENV ASPNETCORE_HTTP_PORTS=8080 \
     Inference__ModelDirectory=/app/models/default \
     Inference__ExecutionProvider=Cuda \
     Inference__CudaFallback=Fail \
+    ORT_DISABLE_TELEMETRY=1 \
+    MASSTRANSIT_USAGE_TELEMETRY=false \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     LD_LIBRARY_PATH=/app:/usr/local/cuda/lib64:/usr/local/nvidia/lib:/usr/local/nvidia/lib64
 COPY --from=build-gpu /out/ /app/
 # The CUDA provider must find every CUDA/cuDNN library it links in this image (only libcuda.so.1, the driver's,
-# comes from the host at run time): a Microsoft.ML.OnnxRuntime.Gpu built for another CUDA major than
+# comes from the host at run time): a Microsoft.ML.OnnxRuntime.Gpu.Linux built for another CUDA major than
 # CUDA_IMAGE_TAG fails here, at build time, instead of crash-looping every pod on its first session.
 RUN missing="$(ldd /app/libonnxruntime_providers_cuda.so | grep 'not found' | grep -v 'libcuda\.so' || true)"; \
     if [ -n "$missing" ]; then \

@@ -11,6 +11,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# no usage telemetry from ONNX Runtime (queued under ~/.cache otherwise) or MassTransit
+export ORT_DISABLE_TELEMETRY=1 MASSTRANSIT_USAGE_TELEMETRY=false
 DEMO="$ROOT/artifacts/demo"
 OUT="${MAMBAST_DEMO_OUT:-$ROOT/demo-output}"
 mkdir -p "$DEMO/debs" "$DEMO/input" "$DEMO/style"

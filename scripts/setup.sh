@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what this project needs on a fresh machine, only what is missing: apt packages,
-# npm packages from the lockfile, .NET restore. Idempotent.
+# npm packages from the lockfile, .NET restore, the native fused-scan op library. Idempotent.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -31,4 +31,11 @@ if [[ ! -f artifacts/.restored ]] || [[ -n "$(find . -name '*.csproj' -newer art
   echo "setup: dotnet restore"
   dotnet restore MambaSt.Batch.sln --verbosity quiet
   mkdir -p artifacts && touch artifacts/.restored
+fi
+
+# The fused-scan op library (native/), against the restored ONNX Runtime package's headers: the engine runs
+# the bundled model's fused graphs with it (Inference__Scan=auto); src/Inference copies it next to every app.
+if [[ ! -f artifacts/native/libmambast_ops.so ]] || [[ -n "$(find native scripts/build-native.sh Directory.Packages.props -newer artifacts/native/libmambast_ops.so -type f | head -1)" ]]; then
+  echo "setup: building libmambast_ops.so (scripts/build-native.sh)"
+  scripts/build-native.sh
 fi

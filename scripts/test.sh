@@ -5,6 +5,8 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# no usage telemetry from ONNX Runtime (queued under ~/.cache otherwise) or MassTransit
+export ORT_DISABLE_TELEMETRY=1 MASSTRANSIT_USAGE_TELEMETRY=false
 RESULTS="$ROOT/artifacts/test-results"
 rm -rf "$RESULTS"; mkdir -p "$RESULTS"
 

@@ -3,7 +3,8 @@ using System.Globalization;
 using MambaSt.Batch.Inference;
 
 // Usage: MambaSt.Batch.Benchmarks.Inference [--quick] [--threads N] [--repeats N] [--configs tiny,small,base]
-//        [--sizes 256,512] [--batches 1,4] [--scans sequential,parallel] [--no-torch] [--repo PATH]
+//        [--sizes 256,512] [--batches 1,4] [--scans fused,sequential,parallel] [--no-torch] [--repo PATH]
+// fused: the sequential export's *.fused.onnx with libmambast_ops.so (PyTorch column: its parallel scan).
 var args2 = args.ToList();
 string Arg(string name, string fallback)
 {
@@ -21,7 +22,7 @@ var scans = Arg("--scans", "sequential,parallel").Split(',');
 var withTorch = !args2.Contains("--no-torch");
 var repo = Arg("--repo", FindRepo());
 
-Console.WriteLine($"ONNX Runtime {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()} CPU from C#, IntraOpThreads={threads}, " +
+Console.WriteLine($"ONNX Runtime {OrtEnvironment.Instance.GetVersionString()} CPU from C#, IntraOpThreads={threads}, " +
                   $"{Environment.ProcessorCount} logical CPUs, one warm-up run per model and size, median of {repeats}; strength 1, style = content size");
 Console.WriteLine("Wall-clock ms, and in brackets the process CPU ms (all threads), which is less sensitive to other load on a shared machine.");
 Console.WriteLine("| config | size | scan | batch | style encoder ms | stylizer ms/image | total ms/image (CPU ms) | images/s | PyTorch ms/image (CPU ms) | PyTorch / ORT wall (CPU) |");
@@ -34,6 +35,9 @@ foreach (var config in configs)
         var options = new InferenceOptions
         {
             ModelDirectory = dir, IntraOpThreads = threads, InterOpThreads = 1, MaxSide = 4096, StyleMaxSide = 4096,
+            // "fused": the sequential export's fused siblings with libmambast_ops.so; the others: their own graphs
+            Scan = scan == "fused" ? ScanMode.Fused : ScanMode.Sequential,
+            ExecutionProvider = Environment.GetEnvironmentVariable("Inference__ExecutionProvider") == "Cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu,
         };
         using var engine = MambaStEngine.Create(options);
         foreach (var size in sizes)
@@ -43,7 +47,7 @@ foreach (var config in configs)
             var warm = engine.EncodeStyle(style);
             engine.Stylize(warm, items[..1]);
             var (encodeMs, encodeCpu) = Median(repeats, () => engine.EncodeStyle(style));
-            (double Wall, double Cpu)? torchMs = withTorch && config != "tiny" ? TorchMs(config, size, scan) : null;
+            (double Wall, double Cpu)? torchMs = withTorch && config != "tiny" ? TorchMs(config, size, scan == "fused" ? "parallel" : scan) : null;
             foreach (var batch in batches)
             {
                 var (stylizeWall, stylizeCpu) = Median(repeats, () => engine.Stylize(warm, items[..batch]));
@@ -85,8 +89,9 @@ string ModelDirectory(string config, string scan)
         return Path.Combine(repo, "tests", "fixtures", "golden", $"tiny-{scan}");
     }
 
+    scan = scan == "fused" ? "sequential" : scan; // the fused graphs are the sequential export's siblings
     var dir = Path.Combine(repo, "artifacts", "models", $"{config}-{scan}");
-    if (!File.Exists(Path.Combine(dir, ModelFiles.Stylizer)))
+    if (!File.Exists(Path.Combine(dir, ModelFiles.Stylizer)) || !File.Exists(Path.Combine(dir, "stylizer.fused.onnx")))
     {
         Console.Error.WriteLine($"exporting {config}/{scan} (random init, seed 1) to {dir}");
         Python(Path.Combine(repo, "model"), ["-m", "mambast.export", "--random-init", "--config", config, "--seed", "1", "--scan", scan, "--out", dir], null);

@@ -1,12 +1,19 @@
 """Export Mamba-ST to two ONNX graphs: style_encoder.onnx and stylizer.onnx (+ model-card.md).
 
+A sequential or parallel export also writes style_encoder.fused.onnx and stylizer.fused.onnx: the same graphs
+with the custom op mambast::SelectiveScan (native/ libmambast_ops.so), which the engine runs when the library
+loads. They hold no copy of the weights: their large initializers are ONNX external data pointing at the byte
+ranges of the identical tensors inside the portable file, whose SHA-256 they record (mambast.weights_sha256).
+
     cd model && python -m mambast.export --out DIR --random-init --config tiny --seed 7 --scan parallel
     cd model && python -m mambast.export --out DIR --official EMB.pth MAMBA.pth DEC.pth --scan sequential
     cd model && python -m mambast.export --out DIR --checkpoint trained.pt --scan parallel
+    cd model && python -m mambast.export --add-fused ../models/default
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import warnings
@@ -113,6 +120,51 @@ def export_graphs(model: MambaST, scan: str, chunk: int = DEFAULT_CHUNK):
     return enc, stylizer
 
 
+FUSED_SUFFIX = ".fused.onnx"
+EXTERNAL_MIN_BYTES = 1024  # smaller tensors stay inline: not worth an external reference
+
+
+def share_weights(proto: onnx.ModelProto, weights_path: Path) -> int:
+    """Points every initializer of `proto` (>= EXTERNAL_MIN_BYTES of raw data) whose bytes occur in
+    `weights_path` at that byte range (external data); returns the bytes left inline."""
+    data = weights_path.read_bytes()
+    inline = 0
+    for init in proto.graph.initializer:
+        raw = init.raw_data
+        at = data.find(raw) if len(raw) >= EXTERNAL_MIN_BYTES else -1
+        if at < 0:
+            inline += len(raw)
+            continue
+        init.ClearField("raw_data")
+        init.data_location = onnx.TensorProto.EXTERNAL
+        del init.external_data[:]
+        for key, value in (("location", weights_path.name), ("offset", str(at)), ("length", str(len(raw)))):
+            entry = init.external_data.add()
+            entry.key, entry.value = key, value
+    return inline
+
+
+def write_fused_siblings(model: MambaST, out: Path, props_of: dict[str, dict[str, str]],
+                         chunk: int = DEFAULT_CHUNK) -> dict[str, Path]:
+    """Writes <graph>.fused.onnx next to each portable <graph>.onnx already in `out`, sharing its weights."""
+    enc, sty = export_graphs(model, "fused", chunk)
+    paths = {}
+    for graph, proto in (("style_encoder", enc), ("stylizer", sty)):
+        portable = out / f"{graph}.onnx"
+        props = dict(props_of[graph])
+        props["mambast.scan_variant"] = "fused"
+        props["mambast.weights_file"] = portable.name
+        props["mambast.weights_sha256"] = hashlib.sha256(portable.read_bytes()).hexdigest()
+        onnx_graph.set_metadata(proto, props, doc=f"Mamba-ST {graph} ({model.cfg.name}, scan fused, weights in {portable.name})")
+        onnx.checker.check_model(proto)
+        share_weights(proto, portable)
+        path = out / f"{graph}{FUSED_SUFFIX}"
+        # serialized directly: onnx.save would try to write external data of its own
+        path.write_bytes(proto.SerializeToString())
+        paths[f"{graph}.fused"] = path
+    return paths
+
+
 def write_model_card(out: Path, props: dict[str, str], model: MambaST, sizes: dict[str, int], chunk: int):
     template = (Path(__file__).parent / "templates" / "model-card.md").read_text()
     cfg = model.cfg
@@ -130,19 +182,26 @@ def write_model_card(out: Path, props: dict[str, str], model: MambaST, sizes: di
 
 def export(model: MambaST, out_dir, scan: str, provenance: str, model_name: str | None = None,
            model_version: str = "1", license_: str = DEFAULT_LICENSE, chunk: int = DEFAULT_CHUNK,
-           card: bool = True) -> dict[str, Path]:
+           card: bool = True, fused_siblings: bool = True) -> dict[str, Path]:
+    """Writes the two graphs (and, unless `scan` is fused or fused_siblings is False, their fused siblings)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_name = model_name or f"mambast-{model.cfg.name}"
     enc, sty = export_graphs(model, scan, chunk)
-    paths, sizes = {}, {}
+    paths, sizes, props_of = {}, {}, {}
     for graph, proto in (("style_encoder", enc), ("stylizer", sty)):
         props = metadata(model, graph, scan, provenance, model_name, model_version, license_)
+        props_of[graph] = props
         onnx_graph.set_metadata(proto, props, doc=f"Mamba-ST {graph} ({model.cfg.name}, scan {scan})")
         onnx.checker.check_model(proto)
         path = out / f"{graph}.onnx"
         onnx.save(proto, str(path))
         paths[graph], sizes[path.name] = path, os.path.getsize(path)
+    if scan != "fused" and fused_siblings:
+        paths.update(write_fused_siblings(model, out, props_of, chunk))
+    else:
+        for graph in ("style_encoder", "stylizer"):
+            (out / f"{graph}{FUSED_SUFFIX}").unlink(missing_ok=True)
     if card:
         write_model_card(out, props, model, sizes, chunk)
     return paths
@@ -151,8 +210,10 @@ def export(model: MambaST, out_dir, scan: str, provenance: str, model_name: str 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mambast.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", help="output folder")
     src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--add-fused", metavar="FOLDER",
+                     help="only add fused siblings to an existing export folder (weights read back from its graphs)")
     src.add_argument("--official", nargs=3, metavar=("EMB", "MAMBA", "DEC"),
                      help="the authors' embedding_iter_N.pth mamba_iter_N.pth decoder_iter_N.pth")
     src.add_argument("--random-init", action="store_true", help="random weights (for tests and sizing)")
@@ -160,6 +221,8 @@ def main(argv=None):
     p.add_argument("--config", default=None, help="base | small | tiny (random-init, or a bare checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="random-init seed")
     p.add_argument("--scan", choices=("sequential", "parallel", "fused"), default="parallel")
+    p.add_argument("--no-fused", action="store_true",
+                   help="sequential/parallel: do not write the fused siblings (*.fused.onnx)")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="chunk length of the parallel scan (power of 2)")
     p.add_argument("--model-name", default=None)
     p.add_argument("--model-version", default="1")
@@ -167,6 +230,12 @@ def main(argv=None):
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+    if a.add_fused:
+        for path in add_fused(a.add_fused, a.chunk).values():
+            print(f"{path}  {os.path.getsize(path):,} bytes")
+        return
+    if not a.out:
+        p.error("--out is required")
     if a.official:
         model = load_official(*a.official)
         provenance = f"official checkpoint iter {official_iteration(a.official[1])}"
@@ -179,9 +248,23 @@ def main(argv=None):
         model = build_model(get_config(a.config or "small"), seed=a.seed)
         provenance = f"random-init seed {a.seed}"
         license_ = a.license or DEFAULT_LICENSE
-    paths = export(model, a.out, a.scan, provenance, a.model_name, a.model_version, license_, a.chunk)
+    paths = export(model, a.out, a.scan, provenance, a.model_name, a.model_version, license_, a.chunk,
+                   fused_siblings=not a.no_fused)
     for path in paths.values():
         print(f"{path}  {os.path.getsize(path):,} bytes")
+
+
+def add_fused(folder, chunk: int = DEFAULT_CHUNK) -> dict[str, Path]:
+    """Adds fused siblings to an existing sequential/parallel export (e.g. models/default) without touching its
+    files: the weights are read back from the graphs (mambast.onnx_import, exact round trip)."""
+    from .onnx_import import import_folder, read_folder
+    folder = Path(folder)
+    protos, _ = read_folder(folder)
+    state, props, _ = import_folder(folder, chunk)
+    model = build_model(get_config(props["mambast.config"]), seed=0, scan_variant="sequential")
+    model.load_state_dict(state, strict=True)
+    props_of = {g: {p.key: p.value for p in protos[g].metadata_props} for g in protos}
+    return write_fused_siblings(model, folder, props_of, chunk)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def generate(out_dir) -> dict:
     graphs = {}
     for v in VARIANTS:
         folder = out / f"{CONFIG}-{v}"
-        export(model, folder, v, provenance, model_version="golden", card=False)
+        export(model, folder, v, provenance, model_version="golden", card=False, fused_siblings=False)
         graphs[v] = {"folder": folder.name, "style_encoder": "style_encoder.onnx", "stylizer": "stylizer.onnx"}
 
     rng = np.random.RandomState(2024)

@@ -1,8 +1,10 @@
 """Run exported graphs with ONNX Runtime from Python, without the onnxruntime wheel.
 
-Builds native/tools/mambast_ort_run.cpp (the same runner the fused-op tests use, without --ops) against the libonnxruntime.so and C API headers that the repository's
-npm dependency `com.github.asus4.onnxruntime` ships (node_modules/). Tests skip when unavailable.
-Override the locations with MAMBAST_ORT_LIB (folder of libonnxruntime.so) and MAMBAST_ORT_INCLUDE.
+Builds native/tools/mambast_ort_run.cpp (the same runner the fused-op tests use, without --ops) against the
+libonnxruntime.so and C API headers of the restored NuGet package Microsoft.ML.OnnxRuntime, the same native library
+the .NET engine runs (found by scripts/ort-package.sh through the .NET restore). Tests skip when unavailable.
+Override the locations with MAMBAST_ORT_PACKAGE (the package folder), or MAMBAST_ORT_LIB (folder of
+libonnxruntime.so) and MAMBAST_ORT_INCLUDE.
 """
 from __future__ import annotations
 
@@ -16,17 +18,22 @@ import numpy as np
 
 MODEL_DIR = Path(__file__).resolve().parent.parent
 REPO = MODEL_DIR.parent
-_PKG = REPO / "node_modules" / "com.github.asus4.onnxruntime" / "Plugins"
 _BIN = MODEL_DIR / ".build" / "ort_run"
 
 
+def package_dir() -> Path | None:
+    """Folder of the restored Microsoft.ML.OnnxRuntime NuGet package, or None when it cannot be found."""
+    res = subprocess.run([str(REPO / "scripts" / "ort-package.sh")], capture_output=True, text=True)
+    return Path(res.stdout.strip()) if res.returncode == 0 and res.stdout.strip() else None
+
+
 def _paths():
-    lib = Path(os.environ.get("MAMBAST_ORT_LIB", _PKG / "Linux" / "x64"))
-    inc = os.environ.get("MAMBAST_ORT_INCLUDE")
-    if inc is None:
-        hits = sorted(_PKG.glob("iOS~/onnxruntime.xcframework/*/onnxruntime.framework/Headers"))
-        inc = hits[0] if hits else _PKG / "missing"
-    return lib, Path(inc)
+    lib, inc = os.environ.get("MAMBAST_ORT_LIB"), os.environ.get("MAMBAST_ORT_INCLUDE")
+    if lib is None or inc is None:
+        pkg = package_dir() or Path("/nonexistent")
+        lib = lib or pkg / "runtimes" / "linux-x64" / "native"
+        inc = inc or pkg / "build" / "native" / "include"
+    return Path(lib), Path(inc)
 
 
 def runner() -> Path | None:

@@ -16,7 +16,7 @@ KEYS_TSV = Path("/work/shared/data/official-checkpoint-keys.tsv")
 def ort_available():
     from mambast import ort
     if ort.runner() is None:
-        pytest.skip("ONNX Runtime runner unavailable (needs node_modules/com.github.asus4.onnxruntime and g++)")
+        pytest.skip("ONNX Runtime runner unavailable (needs the restored Microsoft.ML.OnnxRuntime NuGet package and g++)")
     return ort
 
 

@@ -1,8 +1,8 @@
 """Fused mambast::SelectiveScan (native/ libmambast_ops.so) through ONNX Runtime: one-node graphs
 against a float64 per-token loop, shape errors, the `fused` export, tiny golden parity.
 
-Builds native/ with CMake into model/.build/native (skips when cmake, a C++ compiler or the
-ONNX Runtime package in node_modules is missing)."""
+Builds native/ with CMake into model/.build/native against the restored Microsoft.ML.OnnxRuntime NuGet
+package (skips when cmake, a C++ compiler or the package is missing)."""
 import json
 import os
 import shutil
@@ -19,7 +19,6 @@ from conftest import GOLDEN, MODEL_DIR
 
 REPO = MODEL_DIR.parent
 BUILD = MODEL_DIR / ".build" / "native"
-ORT_PKG = REPO / "node_modules" / "com.github.asus4.onnxruntime" / "Plugins"
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +26,12 @@ def native():
     """(runner path, library path), building native/ once per session."""
     if not shutil.which("cmake") or not (shutil.which("g++") or shutil.which("c++")):
         pytest.skip("cmake or a C++ compiler is missing")
-    if not (ORT_PKG / "Linux" / "x64" / "libonnxruntime.so").exists():
-        pytest.skip("node_modules/com.github.asus4.onnxruntime is missing (npm ci)")
+    from mambast.ort import package_dir
+    pkg = package_dir()
+    if pkg is None:
+        pytest.skip("the Microsoft.ML.OnnxRuntime NuGet package is not restored (scripts/ort-package.sh)")
     cfg = subprocess.run(["cmake", "-S", str(REPO / "native"), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
-                          "-DMAMBAST_OPS_CUDA=OFF"], capture_output=True, text=True)
+                          f"-DMAMBAST_ORT_PACKAGE={pkg}", "-DMAMBAST_OPS_CUDA=OFF"], capture_output=True, text=True)
     assert cfg.returncode == 0, cfg.stdout + cfg.stderr
     build = subprocess.run(["cmake", "--build", str(BUILD), "-j2", "--target", "mambast_ops", "mambast_ort_run"],
                            capture_output=True, text=True)
@@ -185,4 +186,50 @@ def test_fused_tiny_matches_golden(native, tiny_fused):
         assert np.abs(tokens - f["style_tokens"]).max() < tol["style_tokens_abs"], case["name"]
         feeds = {k: f[k] for k in ("content", "style_tokens", "style_index", "strength")}
         out = run(native, tiny_fused / "stylizer.onnx", feeds, threads=2)["stylized"]
+        assert np.abs(out - f["stylized"]).max() < tol["stylized_abs"], case["name"]
+
+
+@pytest.fixture(scope="module")
+def tiny_sequential_with_siblings(tmp_path_factory):
+    from mambast import build_model, get_config
+    from mambast.export import export
+    model = build_model(get_config("tiny"), seed=7, scan_variant="sequential")
+    folder = tmp_path_factory.mktemp("tiny-sequential-siblings")
+    export(model, folder, "sequential", "random-init seed 7", card=False)
+    return folder
+
+
+def test_sequential_export_writes_fused_siblings_that_share_its_weights(tiny_sequential_with_siblings):
+    import hashlib
+    folder = tiny_sequential_with_siblings
+    for g in ("style_encoder", "stylizer"):
+        portable, sibling = folder / f"{g}.onnx", folder / f"{g}.fused.onnx"
+        m = onnx.load(str(sibling), load_external_data=False)
+        props = {p.key: p.value for p in m.metadata_props}
+        assert props["mambast.scan_variant"] == "fused" and props["mambast.weights_file"] == portable.name
+        assert props["mambast.weights_sha256"] == hashlib.sha256(portable.read_bytes()).hexdigest()
+        external = [i for i in m.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
+        assert external, "no initializer points into the portable graph"
+        data = portable.read_bytes()
+        for init in external:
+            ext = {e.key: e.value for e in init.external_data}
+            assert ext["location"] == portable.name
+            assert int(ext["offset"]) + int(ext["length"]) <= len(data)
+        # no second copy of the weights: the sibling is a small fraction of the portable graph
+        assert sibling.stat().st_size < 0.5 * portable.stat().st_size
+
+
+def test_fused_siblings_match_golden(native, tiny_sequential_with_siblings):
+    path = GOLDEN / "manifest.json"
+    if not path.exists():
+        pytest.skip("golden files not generated")
+    manifest = json.loads(path.read_text())
+    tol = manifest["tolerance"]
+    folder = tiny_sequential_with_siblings
+    for case in manifest["cases"]:
+        f = {k: np.load(GOLDEN / case["folder"] / m["file"]) for k, m in case["files"].items()}
+        tokens = run(native, folder / "style_encoder.fused.onnx", {"style": f["style"]})["style_tokens"]
+        assert np.abs(tokens - f["style_tokens"]).max() < tol["style_tokens_abs"], case["name"]
+        feeds = {k: f[k] for k in ("content", "style_tokens", "style_index", "strength")}
+        out = run(native, folder / "stylizer.fused.onnx", feeds, threads=2)["stylized"]
         assert np.abs(out - f["stylized"]).max() < tol["stylized_abs"], case["name"]

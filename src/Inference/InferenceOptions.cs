@@ -17,6 +17,20 @@ public enum CudaFallback
     Cpu,
 }
 
+/// <summary>Which selective-scan implementation the engine runs (<see cref="InferenceOptions.Scan"/>).</summary>
+public enum ScanMode
+{
+    /// <summary>Fused when the model has fused graphs and the custom-op library loads; otherwise the plain-ONNX
+    /// graphs, with one warning that says why.</summary>
+    Auto,
+
+    /// <summary>The fused graphs and libmambast_ops.so, or a start-up error.</summary>
+    Fused,
+
+    /// <summary>The plain-ONNX graphs (a Loop over tokens; about 3.5x slower on a CPU); the library is not loaded.</summary>
+    Sequential,
+}
+
 /// <summary>Settings of the ONNX Runtime engine, bound from the configuration section "Inference".</summary>
 public sealed class InferenceOptions : IValidatableObject
 {
@@ -73,9 +87,17 @@ public sealed class InferenceOptions : IValidatableObject
     [Range(1, 64)]
     public int TileBatchSize { get; set; } = 2;
 
-    /// <summary>Custom-op library for graphs with a non-standard opset domain; relative paths resolve
-    /// against the application directory.</summary>
-    public string CustomOpLibrary { get; set; } = "libmambast_ops.so";
+    /// <summary>Selective scan: <c>auto</c> (default), <c>fused</c> or <c>sequential</c> (environment:
+    /// <c>Inference__Scan</c>). See docs/inference.md.</summary>
+    [EnumDataType(typeof(ScanMode))]
+    public ScanMode Scan { get; set; } = ScanMode.Auto;
+
+    /// <summary>The fused-scan custom-op library (native/, libmambast_ops.so). A relative path resolves against the
+    /// application directory; with the default name, a development checkout's artifacts/native/ (scripts/build-native.sh)
+    /// is looked at too.</summary>
+    public string CustomOpLibrary { get; set; } = DefaultCustomOpLibrary;
+
+    public const string DefaultCustomOpLibrary = "libmambast_ops.so";
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {

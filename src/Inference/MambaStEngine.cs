@@ -40,6 +40,12 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
 
     public int MaxSide => _options.MaxSide;
 
+    /// <summary>The custom-op library the graphs run with (the fused scan), or null (plain ONNX).</summary>
+    public string? CustomOpLibrary { get; private init; }
+
+    /// <summary>Why <see cref="ScanMode.Auto"/> fell back to the plain-ONNX scan, or null when it did not.</summary>
+    public string? ScanFallback { get; private init; }
+
     /// <summary>Loads and checks both graphs. Throws <see cref="InferenceException"/> (ModelError) naming the file
     /// when a graph is missing, corrupt, or not a Mamba-ST format-1 export; disposes whatever it built on failure.</summary>
     public static MambaStEngine Create(InferenceOptions options, ILogger<MambaStEngine>? logger = null)
@@ -57,18 +63,24 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
             }
         }
 
-        var customDomains = ModelProtoHeader.Read(encoderPath).CustomDomains
-            .Union(ModelProtoHeader.Read(stylizerPath).CustomDomains).ToArray();
+        _ = OrtEnvironment.Instance; // telemetry off and ONNX Runtime's log captured before any other call
+        var scan = ScanSelector.Choose(options);
+        if (scan.Fallback is not null)
+        {
+            log.LogWarning(
+                "Selective scan: falling back to the plain-ONNX (sequential) scan, about 3.5x slower on a CPU: {Reason} " +
+                "Inference:Scan=sequential selects it without this warning.", scan.Fallback);
+        }
 
         try
         {
-            return Open(options, encoderPath, stylizerPath, customDomains, log, forceCpu: false);
+            return Open(options, scan, log, forceCpu: false);
         }
         catch (CudaSessionFailure failure) when (options.CudaFallback == CudaFallback.Cpu)
         {
             log.LogWarning(failure.InnerException, "CUDA provider could not open the model ({Reason}); Inference:CudaFallback=Cpu, running on the CPU",
                 failure.InnerException!.Message);
-            return Open(options, encoderPath, stylizerPath, customDomains, log, forceCpu: true);
+            return Open(options, scan, log, forceCpu: true);
         }
         catch (CudaSessionFailure failure)
         {
@@ -79,20 +91,25 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
         }
     }
 
-    private static MambaStEngine Open(InferenceOptions options, string encoderPath, string stylizerPath, string[] customDomains,
-        ILogger log, bool forceCpu)
+    private static MambaStEngine Open(InferenceOptions options, ScanChoice scan, ILogger log, bool forceCpu)
     {
-        var sessionOptions = SessionFactory.CreateOptions(options, customDomains, log, out var provider, forceCpu);
+        var sessionOptions = SessionFactory.CreateOptions(options, scan.Library, log, out var provider, forceCpu);
         InferenceSession? encoder = null, stylizer = null;
         try
         {
-            encoder = SessionFactory.Open(encoderPath, sessionOptions);
-            stylizer = SessionFactory.Open(stylizerPath, sessionOptions);
-            var model = GraphContract.Validate(encoderPath, encoder, stylizerPath, stylizer);
+            encoder = SessionFactory.Open(scan.StyleEncoder, sessionOptions, provider);
+            stylizer = SessionFactory.Open(scan.Stylizer, sessionOptions, provider);
+            var model = GraphContract.Validate(scan.StyleEncoder, encoder, scan.Stylizer, stylizer);
             log.LogInformation(
                 "Mamba-ST {ModelId} version {ModelVersion} ({Config}, {ScanVariant} scan) loaded from {ModelDirectory} on execution provider {Provider}",
                 model.Id, model.Version, model.Config, model.ScanVariant, options.ModelDirectory, provider);
-            return new MambaStEngine(options, sessionOptions, encoder, stylizer, model, provider);
+            log.LogInformation("Selective scan: {ScanVariant} ({Source}; Inference:Scan={ScanSetting})", model.ScanVariant,
+                scan.Library is null ? "plain ONNX, no custom-op library" : $"custom op mambast::SelectiveScan from {scan.Library}", options.Scan);
+            return new MambaStEngine(options, sessionOptions, encoder, stylizer, model, provider)
+            {
+                CustomOpLibrary = scan.Library,
+                ScanFallback = scan.Fallback,
+            };
         }
         catch (InferenceException e) when (provider == ExecutionProviderKind.Cuda && e.InnerException is OnnxRuntimeException)
         {

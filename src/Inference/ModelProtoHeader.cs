@@ -8,12 +8,16 @@ public sealed record ModelProtoHeader
 {
     private const int OpsetImportField = 8;
     private const int GraphField = 7;
+    private const int MetadataPropsField = 14;
 
     public required long IrVersion { get; init; }
 
     public required IReadOnlyDictionary<string, long> OpsetImports { get; init; }
 
     public bool HasGraph { get; init; }
+
+    /// <summary>The model's metadata_props (e.g. mambast.scan_variant).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
     /// <summary>Domains other than the standard "" / "ai.onnx" (and "ai.onnx.ml"), e.g. "mambast".</summary>
     public IReadOnlyList<string> CustomDomains =>
@@ -38,6 +42,7 @@ public sealed record ModelProtoHeader
         long ir = -1;
         var hasGraph = false;
         var opsets = new Dictionary<string, long>(StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         while (stream.Position < stream.Length)
         {
             var key = ReadVarint(stream);
@@ -79,6 +84,13 @@ public sealed record ModelProtoHeader
                         var (domain, version) = ReadOpset(buffer);
                         opsets[domain] = version;
                     }
+                    else if (field == MetadataPropsField)
+                    {
+                        var buffer = new byte[length];
+                        stream.ReadExactly(buffer);
+                        var (entryKey, entryValue) = ReadEntry(buffer);
+                        metadata[entryKey] = entryValue;
+                    }
                     else
                     {
                         hasGraph |= field == GraphField;
@@ -96,7 +108,7 @@ public sealed record ModelProtoHeader
             throw new InvalidDataException("no ir_version, opset_import or graph field");
         }
 
-        return new ModelProtoHeader { IrVersion = ir, OpsetImports = opsets, HasGraph = hasGraph };
+        return new ModelProtoHeader { IrVersion = ir, OpsetImports = opsets, HasGraph = hasGraph, Metadata = metadata };
     }
 
     private static (string Domain, long Version) ReadOpset(byte[] buffer)
@@ -131,6 +143,40 @@ public sealed record ModelProtoHeader
         }
 
         return (domain, version);
+    }
+
+    private static (string Key, string Value) ReadEntry(byte[] buffer)
+    {
+        using var stream = new MemoryStream(buffer, writable: false);
+        string key = "", value = "";
+        while (stream.Position < stream.Length)
+        {
+            var tag = ReadVarint(stream);
+            if ((tag & 7) != 2)
+            {
+                throw new InvalidDataException($"unexpected wire type {tag & 7} in a metadata entry");
+            }
+
+            var length = (int)ReadVarint(stream);
+            if (length < 0 || length > stream.Length - stream.Position)
+            {
+                throw new InvalidDataException("truncated metadata entry");
+            }
+
+            var text = System.Text.Encoding.UTF8.GetString(buffer, (int)stream.Position, length);
+            stream.Seek(length, SeekOrigin.Current);
+            switch (tag >> 3)
+            {
+                case 1:
+                    key = text;
+                    break;
+                case 2:
+                    value = text;
+                    break;
+            }
+        }
+
+        return (key, value);
     }
 
     private static void Skip(Stream stream, int count)

@@ -12,9 +12,10 @@ internal static class SessionFactory
 
     /// <summary>Creates session options; the caller owns (and disposes) the result. Falls back to the CPU or throws
     /// as <see cref="InferenceOptions.CudaFallback"/> says when CUDA cannot be used.</summary>
-    public static SessionOptions CreateOptions(InferenceOptions options, IReadOnlyList<string> customDomains, ILogger logger,
+    public static SessionOptions CreateOptions(InferenceOptions options, string? customOpLibrary, ILogger logger,
         out ExecutionProviderKind provider, bool forceCpu = false)
     {
+        _ = OrtEnvironment.Instance;
         var sessionOptions = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -25,9 +26,9 @@ internal static class SessionFactory
         };
         try
         {
-            if (customDomains.Count > 0)
+            if (customOpLibrary is not null)
             {
-                sessionOptions.RegisterCustomOpLibrary(ResolveCustomOpLibrary(options, customDomains));
+                sessionOptions.RegisterCustomOpLibrary(customOpLibrary);
             }
 
             provider = ExecutionProviderKind.Cpu;
@@ -67,65 +68,63 @@ internal static class SessionFactory
 
     private static string? TryAppendCuda(SessionOptions sessionOptions, InferenceOptions options)
     {
-        var available = OrtEnv.Instance().GetAvailableProviders();
+        var available = OrtEnvironment.Instance.GetAvailableProviders();
         if (!available.Contains(CudaProviderName))
         {
             return $"this ONNX Runtime build has no {CudaProviderName} (available: {string.Join(", ", available)}); " +
-                   "build with -p:OnnxRuntimeFromNuGet=true to use Microsoft.ML.OnnxRuntime.Gpu.";
+                   "build with -p:OnnxRuntimeFlavor=Cuda (Microsoft.ML.OnnxRuntime.Managed + Microsoft.ML.OnnxRuntime.Gpu.Linux).";
         }
 
+        IReadOnlyList<string> log = [];
         try
         {
-            using var cuda = new OrtCUDAProviderOptions();
-            var settings = new Dictionary<string, string>
-            {
-                ["device_id"] = options.DeviceId.ToString(CultureInfo.InvariantCulture),
-                ["cudnn_conv_algo_search"] = options.CudnnExhaustiveSearch ? "EXHAUSTIVE" : "HEURISTIC",
-                // Batches come in many sizes: grow the GPU arena by what a run needs, not to the next
-                // power of two (which can double the peak and never comes back).
-                ["arena_extend_strategy"] = "kSameAsRequested",
-            };
-            if (options.GpuMemoryLimitMb > 0)
-            {
-                settings["gpu_mem_limit"] = ((long)options.GpuMemoryLimitMb * 1024 * 1024).ToString(CultureInfo.InvariantCulture);
-            }
-
-            cuda.UpdateOptions(settings);
-            sessionOptions.AppendExecutionProvider_CUDA(cuda);
+            OrtEnvironment.Capture(() => AppendCuda(sessionOptions, options), out log);
             return null;
         }
         catch (OnnxRuntimeException e)
         {
-            return $"ONNX Runtime could not start the CUDA provider on device {options.DeviceId}: {e.Message}";
+            // Which library failed and why ("Failed to load library ...: libcublasLt.so.13: cannot open shared object
+            // file") is in 1.32's exception on this path, but on others only in ONNX Runtime's log: take it from there.
+            var cause = OrtEnvironment.FirstLoadFailure(log);
+            return $"ONNX Runtime could not start the CUDA provider on device {options.DeviceId}: {e.Message}" +
+                   (cause is null || e.Message.Contains(cause, StringComparison.Ordinal) ? "" : $" ONNX Runtime's log: {cause}");
         }
     }
 
-    private static string ResolveCustomOpLibrary(InferenceOptions options, IReadOnlyList<string> customDomains)
+    private static bool AppendCuda(SessionOptions sessionOptions, InferenceOptions options)
     {
-        var path = Path.IsPathRooted(options.CustomOpLibrary)
-            ? options.CustomOpLibrary
-            : Path.Combine(AppContext.BaseDirectory, options.CustomOpLibrary);
-        if (!File.Exists(path))
+        using var cuda = new OrtCUDAProviderOptions();
+        var settings = new Dictionary<string, string>
         {
-            throw new InferenceException(StylizationErrorCode.ModelError,
-                $"The model in {options.ModelDirectory} uses the custom operator domain(s) {string.Join(", ", customDomains)}, " +
-                $"which need the custom-op library {path} (Inference:CustomOpLibrary). It does not exist: build it with " +
-                "`make native` and copy libmambast_ops.so next to the application, or export the model without custom ops " +
-                "(python -m mambast.export expands SelectiveScan into standard ops).");
+            ["device_id"] = options.DeviceId.ToString(CultureInfo.InvariantCulture),
+            ["cudnn_conv_algo_search"] = options.CudnnExhaustiveSearch ? "EXHAUSTIVE" : "HEURISTIC",
+            // Batches come in many sizes: grow the GPU arena by what a run needs, not to the next
+            // power of two (which can double the peak and never comes back).
+            ["arena_extend_strategy"] = "kSameAsRequested",
+        };
+        if (options.GpuMemoryLimitMb > 0)
+        {
+            settings["gpu_mem_limit"] = ((long)options.GpuMemoryLimitMb * 1024 * 1024).ToString(CultureInfo.InvariantCulture);
         }
 
-        return path;
+        cuda.UpdateOptions(settings);
+        sessionOptions.AppendExecutionProvider_CUDA(cuda);
+        return true;
     }
 
-    public static InferenceSession Open(string path, SessionOptions sessionOptions)
+    public static InferenceSession Open(string path, SessionOptions sessionOptions, ExecutionProviderKind provider = ExecutionProviderKind.Cpu)
     {
+        IReadOnlyList<string> log = [];
         try
         {
-            return new InferenceSession(path, sessionOptions);
+            return OrtEnvironment.Capture(() => new InferenceSession(path, sessionOptions), out log);
         }
         catch (OnnxRuntimeException e)
         {
-            throw new InferenceException(StylizationErrorCode.ModelError, $"{path}: ONNX Runtime cannot load the model: {e.Message}", e);
+            var cause = provider == ExecutionProviderKind.Cuda ? OrtEnvironment.FirstLoadFailure(log) : null;
+            cause = cause is not null && e.Message.Contains(cause, StringComparison.Ordinal) ? null : cause;
+            throw new InferenceException(StylizationErrorCode.ModelError,
+                $"{path}: ONNX Runtime cannot load the model: {e.Message}{(cause is null ? "" : $" ONNX Runtime's log: {cause}")}", e);
         }
     }
 }

@@ -41,6 +41,7 @@ public static class WorkerHostExtensions
 
         services.AddMassTransit(bus =>
         {
+            bus.DisableUsageTelemetry();
             bus.AddStylizationConsumer();
             bus.UsingRabbitMq((context, cfg) =>
             {

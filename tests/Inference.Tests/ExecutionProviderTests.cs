@@ -33,7 +33,7 @@ public class ExecutionProviderTests
         var options = Golden.Options("sequential");
         options.IntraOpThreads = configured;
 
-        using var session = SessionFactory.CreateOptions(options, [], Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, out _, forceCpu: true);
+        using var session = SessionFactory.CreateOptions(options, null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, out _, forceCpu: true);
 
         session.IntraOpNumThreads.ShouldBe(configured > 0 ? configured : Environment.ProcessorCount);
     }
@@ -66,5 +66,5 @@ public class ExecutionProviderTests
     }
 
     private static bool CudaProviderBuiltIn =>
-        Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider");
+        OrtEnvironment.Instance.GetAvailableProviders().Contains("CUDAExecutionProvider");
 }

@@ -11,8 +11,7 @@ public class FusedScanTests
 
     public static TheoryData<string> Cases() => new(Golden.CaseNames);
 
-    /// <summary>Library: MAMBAST_OPS_LIB, else artifacts/native (make native), else built with CMake into
-    /// model/.build/native. Model: exported by the Python exporter into a temporary folder (tiny, seed 7 = golden weights).</summary>
+    /// <summary>Library: MAMBAST_OPS_LIB, else artifacts/native, built by scripts/build-native.sh when missing. Model: exported by the Python exporter into a temporary folder (tiny, seed 7 = golden weights).</summary>
     private static (string?, string?, string?) Prepare()
     {
         var root = RepoPaths.Root;
@@ -24,18 +23,10 @@ public class FusedScanTests
 
         if (!File.Exists(library))
         {
-            var build = Path.Combine(root, "model", ".build", "native");
-            library = Path.Combine(build, "libmambast_ops.so");
-            var configure = Exec("cmake", root, "-S", "native", "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DMAMBAST_OPS_CUDA=OFF");
-            if (configure is not null)
+            var build = Exec("bash", root, Path.Combine(root, "scripts", "build-native.sh"));
+            if (build is not null)
             {
-                return (null, null, configure);
-            }
-
-            var compile = Exec("cmake", root, "--build", build, "-j2", "--target", "mambast_ops");
-            if (compile is not null)
-            {
-                return (null, null, compile);
+                return (null, null, build);
             }
         }
 

@@ -36,11 +36,13 @@ WORKER_SETTINGS = {
     "Broker__Url", "Broker__Username", "Broker__Password",
     "Storage__ConnectionString", "Storage__SasUrl", "Storage__AccountUrl",
     "Inference__ModelDirectory", "Inference__ExecutionProvider", "Inference__DeviceId", "Inference__CudaFallback",
-    "Inference__GpuMemoryLimitMb", "Inference__IntraOpThreads", "Inference__MaxSide",
+    "Inference__GpuMemoryLimitMb", "Inference__IntraOpThreads", "Inference__MaxSide", "Inference__Scan",
     "Worker__QueueName", "Worker__BatchMessageLimit", "Worker__BatchTimeLimitMs", "Worker__PrefetchCount",
     "Worker__ConcurrentBatches", "Worker__WorkerId", "Worker__StopTimeoutSeconds",
     "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
     "SSL_CERT_DIR",
+
+    "ORT_DISABLE_TELEMETRY", "MASSTRANSIT_USAGE_TELEMETRY",  # library switches, not worker settings
 }
 # List settings rendered one key per item (Storage:AllowedAccounts:0 -> Storage__AllowedAccounts__0).
 WORKER_LIST_SETTINGS = re.compile(r"^Storage__Allowed(Accounts|Hosts|LocalRoots)__\d+$")
@@ -499,18 +501,19 @@ def test_dockerfile_final_stages(name, target, entry):
 
 
 def test_gpu_image_takes_a_cuda_enabled_onnxruntime_core_and_checks_it():
-    """The npm libonnxruntime.so is a CPU build (GetAvailableProviders: CPUExecutionProvider only) and npm
-    com.github.asus4.onnxruntime.linux-x64-gpu ships no core library, so the CUDA provider copied next to it
-    could never be appended. The gpu image publishes against Microsoft.ML.OnnxRuntime.Gpu (core, shared and
-    CUDA provider from one build) and a check stage fails the build unless that core reports CUDA."""
+    """The CPU package's libonnxruntime.so has no CUDA provider. The gpu image publishes with
+    -p:OnnxRuntimeFlavor=Cuda (Managed + Gpu.Linux: core, shared and CUDA provider from one build, never the
+    .Gpu meta-package) and a check stage fails the build unless that core reports CUDA."""
     stages = {s: (image, ins) for s, image, ins in dockerfile_stages(DOCKERFILES["worker"])}
     text = DOCKERFILES["worker"].read_text(encoding="utf-8")
-    assert "com.github.asus4.onnxruntime.linux-x64-gpu@" not in text.split("FROM", 1)[1], "npm GPU provider still used"
+    assert "onnxruntime" not in text.split("FROM", 1)[1].split("AS npm", 1)[1].split("FROM", 1)[0], "ONNX Runtime from npm"
+    assert "Microsoft.ML.OnnxRuntime.Gpu " not in text and "OnnxRuntimeFromNuGet" not in text
 
     image, ins = stages["build-gpu"]
     assert image.startswith("mcr.microsoft.com/dotnet/sdk:10.0.")
     (publish,) = [r for op, r in ins if op == "RUN" and "dotnet publish" in r]
-    assert "-p:OnnxRuntimeFromNuGet=true" in publish and "--runtime linux-x64" in publish
+    assert "-p:OnnxRuntimeFlavor=Cuda" in publish and "--runtime linux-x64" in publish
+    assert "libmambast_ops.so" in publish, "the gpu image ships the fused-scan op library"
     assert "--self-contained false" in publish
 
     image, ins = stages["ort-check"]
@@ -932,3 +935,13 @@ def test_compose_services_use_one_broker_user_per_role_never_the_admin():
     assert "/opt/mambast/broker-roles.sh" in " ".join(rabbit["command"])
     assert any(v.startswith("./scripts/broker-roles.sh:") for v in rabbit["volumes"])
     assert "mambast-worker" in " ".join(rabbit["healthcheck"]["test"])
+
+def test_images_and_chart_switch_usage_telemetry_off():
+    """ONNX Runtime 1.32 queues usage events under ~/.cache unless ORT_DISABLE_TELEMETRY=1; MassTransit reports
+    usage unless MASSTRANSIT_USAGE_TELEMETRY=false."""
+    for target in ("cpu", "gpu"):
+        stages = {s: ins for s, _, ins in dockerfile_stages(DOCKERFILES["worker"])}
+        env = " ".join(r for op, r in stages[target] if op == "ENV")
+        assert "ORT_DISABLE_TELEMETRY=1" in env and "MASSTRANSIT_USAGE_TELEMETRY=false" in env, target
+    configmap = (ROOT / "charts" / "mambast-batch" / "templates" / "configmap.yaml").read_text(encoding="utf-8")
+    assert 'ORT_DISABLE_TELEMETRY: "1"' in configmap and 'MASSTRANSIT_USAGE_TELEMETRY: "false"' in configmap
