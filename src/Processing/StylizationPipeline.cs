@@ -74,6 +74,12 @@ public sealed class StylizationPipeline(
     private async Task PrepareAsync(JobState s, CancellationToken ct)
     {
         Validate(s.Job);
+        if (_options.CrashOnContentMarker is { Length: > 0 } marker && s.Job.ContentRef.Contains(marker, StringComparison.Ordinal))
+        {
+            logger.LogCritical("Job {JobId}: Worker:CrashOnContentMarker matched; killing this process (fault injection)", s.Job.JobId);
+            Process.GetCurrentProcess().Kill();
+        }
+
         var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
         if (existing is not null)
         {

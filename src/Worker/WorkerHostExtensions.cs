@@ -38,11 +38,22 @@ public static class WorkerHostExtensions
             o.StopTimeout = stopTimeout;
         });
 
+        // Before the bus (hosted services start in order): a queue left with other arguments stops the start
+        // with a message naming the migration step.
+        services.AddHostedService<QueueTopologyCheck>();
+
         services.AddMassTransit(bus =>
         {
             bus.AddStylizationConsumer();
+            bus.AddConsumer<QuarantinedJobConsumer, QuarantinedJobConsumerDefinition>();
             bus.UsingRabbitMq((context, cfg) =>
             {
+                var worker = context.GetRequiredService<IOptions<WorkerOptions>>().Value;
+                var errorArguments = QueueTopology.ErrorQueueArguments(worker);
+                cfg.SendTopology.ConfigureErrorSettings = settings =>
+                {
+                    foreach (var (key, value) in errorArguments) settings.SetQueueArgument(key, value);
+                };
                 var broker = context.GetRequiredService<IOptions<BrokerOptions>>().Value;
                 cfg.Host(broker.ToUri(), host =>
                 {
