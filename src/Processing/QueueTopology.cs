@@ -1,3 +1,6 @@
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
+
 namespace MambaSt.Batch.Processing;
 
 /// <summary>
@@ -64,6 +67,39 @@ public static class QueueTopology
         var args = ParkedTtl(o);
         if (o.QueueType == QueueType.Quorum) args["x-queue-type"] = "quorum";
         return args;
+    }
+
+    /// <summary>
+    /// For publishers (submit, retry-failed): makes sure the job queue and its exchange binding exist without
+    /// redeclaring a queue a worker already declared (a publisher does not know the workers' settings, and a
+    /// MassTransit "queue:" send address would declare it as a classic queue with no arguments, which RabbitMQ
+    /// refuses for the quorum one). A missing queue is declared as a worker with default settings would.
+    /// Publishers then send to the exchange named like the queue.
+    /// </summary>
+    public static async Task EnsureJobQueueAsync(IConnection connection, string queueName, CancellationToken cancellationToken)
+    {
+        var exists = true;
+        await using (var probe = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+        {
+            try
+            {
+                await probe.QueueDeclarePassiveAsync(queueName, cancellationToken);
+            }
+            catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+            {
+                exists = false;
+            }
+        }
+
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        if (!exists)
+        {
+            await channel.QueueDeclareAsync(queueName, durable: true, exclusive: false, autoDelete: false,
+                arguments: JobQueueArguments(new WorkerOptions { QueueName = queueName }), cancellationToken: cancellationToken);
+        }
+
+        await channel.ExchangeDeclareAsync(queueName, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueBindAsync(queueName, queueName, "", cancellationToken: cancellationToken);
     }
 
     private static Dictionary<string, object?> ParkedTtl(WorkerOptions o) =>

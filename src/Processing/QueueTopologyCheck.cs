@@ -42,6 +42,8 @@ public sealed class QueueTopologyCheck(
 
         await using (connection)
         {
+            // The job queue first: a refused one leaves nothing new behind (its dead-letter exchange may come later).
+            await DeclareAsync(connection, QueueTopology.JobQueue(o), QueueTopology.JobQueueArguments(o), o, cancellationToken);
             var quarantine = QueueTopology.QuarantineQueue(o);
             await DeclareAsync(connection, quarantine, QueueTopology.QuarantineQueueArguments(o), o, cancellationToken);
             await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
@@ -52,8 +54,8 @@ public sealed class QueueTopologyCheck(
                 await channel.QueueBindAsync(quarantine, quarantine, "", cancellationToken: cancellationToken);
             }
 
-            await DeclareAsync(connection, QueueTopology.JobQueue(o), QueueTopology.JobQueueArguments(o), o, cancellationToken);
             await DeclareAsync(connection, QueueTopology.ErrorQueue(o), QueueTopology.ErrorQueueArguments(o), o, cancellationToken);
+            await DeclareAsync(connection, $"{quarantine}_error", QueueTopology.ErrorQueueArguments(o), o, cancellationToken);
             foreach (var delay in o.EffectiveRedeliveryDelays.Distinct())
             {
                 await DeclareAsync(connection, QueueTopology.DelayQueue(o, delay), QueueTopology.DelayQueueArguments(o, delay), o, cancellationToken);

@@ -22,7 +22,8 @@ public sealed class StylizationPipeline(
     IStyleTransfer model,
     StylizationMetrics metrics,
     IOptions<WorkerOptions> options,
-    ILogger<StylizationPipeline> logger)
+    ILogger<StylizationPipeline> logger,
+    ModelHealth? health = null)
 {
     private readonly WorkerOptions _options = options.Value;
 
@@ -34,6 +35,7 @@ public sealed class StylizationPipeline(
         using var activity = StylizationMetrics.ActivitySource.StartActivity("stylize-batch");
         activity?.SetTag("mambast.batch.size", jobs.Count);
         metrics.Batch(jobs.Count);
+        using var held = health?.BatchInHand();
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(_options.JobTimeoutSeconds));
@@ -178,7 +180,19 @@ public sealed class StylizationPipeline(
                 activity?.SetTag("mambast.inference.batch_size", members.Length);
                 var sw = Stopwatch.StartNew();
                 var items = members.Select(s => new StylizeItem(s.Content!, s.Job.Options.Seed, Math.Clamp(s.Job.Options.Strength, 0f, 1f), s.Job.Options.PreserveColor)).ToArray();
-                var results = model.Stylize(members[0].Style!, items);
+                IReadOnlyList<RgbFrame> results;
+                try
+                {
+                    results = model.Stylize(members[0].Style!, items);
+                }
+                catch (Exception ex) when (ErrorClassifier.Classify(ex).Code == StylizationErrorCode.ModelError)
+                {
+                    // The model's own failure (not a bad input): counts toward readiness (ModelHealth).
+                    health?.RunFailed();
+                    throw;
+                }
+
+                health?.RunSucceeded();
                 var ms = sw.Elapsed.TotalMilliseconds;
                 metrics.InferenceGroup(members.Length);
                 metrics.Stage("inference", ms / members.Length);

@@ -26,13 +26,16 @@ public sealed class StylizeImageConsumer(
     StylizationMetrics metrics,
     HandledJobs handled,
     IOptions<WorkerOptions> options,
-    ILogger<StylizeImageConsumer> logger) : IConsumer<Batch<StylizeImage>>
+    ILogger<StylizeImageConsumer> logger,
+    ModelHealth? health = null) : IConsumer<Batch<StylizeImage>>
 {
     /// <summary>Transport header on every ImageStylized / ImageStylizationFailed: the job's BatchId.</summary>
     public const string BatchIdHeader = EventHeaders.BatchId;
 
     public async Task Consume(ConsumeContext<Batch<StylizeImage>> context)
     {
+        // A model that keeps failing would turn the whole queue into failures: wait for a probe run to succeed.
+        if (health is not null) await health.WaitReadyAsync(context.CancellationToken);
         var messages = context.Message;
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["BatchSize"] = messages.Length });
 
@@ -139,6 +142,7 @@ public sealed class StylizeImageConsumer(
     private async Task HandleFailureAsync(ConsumeContext<StylizeImage> message, JobFailedException failure, CancellationToken ct)
     {
         var attempts = redelivery.AttemptOf(message) + 1;
+        failure = SettleDecodeTimeout(failure, attempts);
         if (failure.Transient && await redelivery.TryRedeliverAsync(message, failure, ct))
         {
             handled.Add(message.MessageId, message.Message, attempts - 1);
@@ -152,6 +156,13 @@ public sealed class StylizeImageConsumer(
 
         await PublishFailedAsync(message, failure, attempts, ct);
     }
+
+    /// <summary>A decode that ran out of its time budget may have met a busy machine once; twice, it is the image
+    /// (a decompression bomb, a pathological file): permanent, so it costs two budgets of CPU, not five.</summary>
+    internal static JobFailedException SettleDecodeTimeout(JobFailedException failure, int attempts) =>
+        failure is { Transient: true, InnerException: MambaSt.Batch.Imaging.ImageException { Kind: MambaSt.Batch.Imaging.ImageErrorKind.Timeout } } && attempts >= 2
+            ? new JobFailedException(failure.Code, false, $"{failure.Message} (the decoder used its full time budget on {attempts} deliveries; not retried again)", failure.InnerException)
+            : failure;
 
     private async Task PublishFailedAsync(ConsumeContext<StylizeImage> message, JobFailedException failure, int attempts, CancellationToken ct)
     {

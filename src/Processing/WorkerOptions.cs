@@ -81,6 +81,20 @@ public sealed class WorkerOptions : IValidatableObject
 
     public IReadOnlyList<int> EffectiveBatchRetryDelays => BatchRetryDelaysMs ?? [1000, 5000];
 
+    /// <summary>Consecutive failed model runs (ModelError from inference, not bad inputs) after which the worker
+    /// is not ready and takes no batch until a probe run succeeds.</summary>
+    [Range(1, 1000)]
+    public int UnreadyAfterModelFailures { get; set; } = 5;
+
+    /// <summary>How often an unready worker tries a probe run on a synthetic image.</summary>
+    [Range(1, 3600)]
+    public int ProbeIntervalSeconds { get; set; } = 10;
+
+    /// <summary>A batch held longer than this makes /health/live fail (a wedged process); keep it above
+    /// JobTimeoutSeconds plus the storage retry budget.</summary>
+    [Range(1, 86_400)]
+    public int WedgedAfterSeconds { get; set; } = 900;
+
     /// <summary>Fault injection for tests and the soak only: a job whose ContentRef contains this text kills the
     /// worker process (SIGKILL, as a decoder segfault or an OOM kill would) before it is decoded. Never set it in
     /// production.</summary>

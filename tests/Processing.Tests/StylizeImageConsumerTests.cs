@@ -195,6 +195,50 @@ public class StylizeImageConsumerTests
         harness.Published.Select<ImageStylizationFailed>(Ct).Select(m => m.Context.Message.JobId).ShouldBe([permanent.JobId]);
     }
 
+    [Fact]
+    public async Task A_decode_timeout_on_the_second_delivery_is_permanent_and_not_redelivered_again()
+    {
+        _storage.Inputs["in/slow"] = [16, 16, 1, 0xEE];
+        var job = Job(Guid.NewGuid(), "out/a") with { ContentRef = "in/slow" };
+        var redelivery = new RecordingRedelivery(1);
+
+        var harness = await Run(redelivery, job);
+
+        redelivery.Redelivered.ShouldBe(0);
+        var failed = harness.Published.Select<ImageStylizationFailed>(Ct).Select(m => m.Context.Message).ShouldHaveSingleItem();
+        failed.ErrorCode.ShouldBe(StylizationErrorCode.Timeout);
+        failed.Transient.ShouldBeFalse();
+        failed.AttemptCount.ShouldBe(2);
+    }
+
+    [Fact]
+    public void A_decode_timeout_on_the_first_delivery_stays_transient_and_other_timeouts_are_untouched()
+    {
+        var decode = new JobFailedException(StylizationErrorCode.Timeout, true, "slow",
+            new MambaSt.Batch.Imaging.ImageException(MambaSt.Batch.Imaging.ImageErrorKind.Timeout, "decode timed out"));
+        var storage = new JobFailedException(StylizationErrorCode.Timeout, true, "slow blob");
+
+        StylizeImageConsumer.SettleDecodeTimeout(decode, attempts: 1).Transient.ShouldBeTrue();
+        StylizeImageConsumer.SettleDecodeTimeout(decode, attempts: 2).Transient.ShouldBeFalse();
+        StylizeImageConsumer.SettleDecodeTimeout(storage, attempts: 3).Transient.ShouldBeTrue();
+    }
+
+    private sealed class RecordingRedelivery(int attempt) : IJobRedelivery
+    {
+        public int Redelivered;
+
+        public int AttemptOf(ConsumeContext<StylizeImage> context) => attempt;
+
+        public Task<bool> TryRedeliverAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Redelivered);
+            return Task.FromResult(true);
+        }
+
+        public Task MoveToErrorQueueAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken) =>
+            Task.CompletedTask;
+    }
+
     /// <summary>Redelivers every job, but the first try for <paramref name="refused"/> fails like a dropped broker connection.</summary>
     private sealed class FailsOnceFor(Guid refused) : IJobRedelivery
     {
