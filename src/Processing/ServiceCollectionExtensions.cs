@@ -17,6 +17,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<StylizationMetrics>();
         services.TryAddSingleton<HandledJobs>();
         services.TryAddSingleton<ModelHealth>();
+        services.TryAddSingleton<StyleBytesCache>();
         services.TryAddSingleton<StylizationPipeline>();
         services.TryAddSingleton<IJobRedelivery, NoRedelivery>();
         return services;

@@ -23,7 +23,8 @@ public sealed class StylizationPipeline(
     StylizationMetrics metrics,
     IOptions<WorkerOptions> options,
     ILogger<StylizationPipeline> logger,
-    ModelHealth? health = null)
+    ModelHealth? health = null,
+    StyleBytesCache? styles = null)
 {
     private readonly WorkerOptions _options = options.Value;
 
@@ -147,7 +148,12 @@ public sealed class StylizationPipeline(
             await Guard(members, ct, async () =>
             {
                 var sw = Stopwatch.StartNew();
-                var bytes = await Retry(() => storage.ReadAsync(group.Key, _options.MaxInputBytes, ct), ct);
+                if (styles is null || !styles.TryGet(group.Key, out var bytes))
+                {
+                    bytes = await Retry(() => storage.ReadAsync(group.Key, _options.MaxInputBytes, ct), ct);
+                    styles?.Add(group.Key, bytes);
+                }
+
                 var fetchMs = sw.Elapsed.TotalMilliseconds;
                 var hash = Convert.ToHexStringLower(SHA256.HashData(bytes.Span));
 

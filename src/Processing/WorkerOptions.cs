@@ -95,6 +95,10 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(1, 86_400)]
     public int WedgedAfterSeconds { get; set; } = 900;
 
+    /// <summary>Bytes of style images kept per worker, by location (least recently used out); 0: fetch each batch.</summary>
+    [Range(0, long.MaxValue)]
+    public long StyleCacheBytes { get; set; } = 64L * 1024 * 1024;
+
     /// <summary>Fault injection for tests and the soak only: a job whose ContentRef contains this text kills the
     /// worker process (SIGKILL, as a decoder segfault or an OOM kill would) before it is decoded. Never set it in
     /// production.</summary>

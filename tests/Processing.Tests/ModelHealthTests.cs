@@ -67,6 +67,24 @@ public class ModelHealthTests
     }
 
     [Fact]
+    public async Task The_style_is_fetched_once_for_many_batches_and_the_cache_stays_within_its_byte_bound()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8, 100);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        var options = Options.Create(new WorkerOptions { WorkerId = "test-worker", StyleCacheBytes = 6 });
+        var cache = new StyleBytesCache(options);
+        var pipeline = new StylizationPipeline(_storage, new FakeCodec(), _model, new StylizationMetrics(), options,
+            new Logger<StylizationPipeline>(new LoggerFactory()), styles: cache);
+
+        for (var i = 0; i < 3; i++) (await pipeline.RunAsync([Job(i)], Ct)).Single().Completed.ShouldNotBeNull();
+
+        _storage.Reads.ShouldBe(4, "three contents and one style (was three styles)");
+        cache.Add("styles/b", new byte[4]);
+        cache.SizeBytes.ShouldBeLessThanOrEqualTo(6);
+        cache.TryGet("styles/a", out _).ShouldBeFalse("the least recently used style left to stay within 6 bytes");
+    }
+
+    [Fact]
     public void A_batch_held_past_the_wedge_deadline_makes_the_process_not_live_until_released()
     {
         var health = new ModelHealth(Options.Create(new WorkerOptions { WedgedAfterSeconds = 1 }));
