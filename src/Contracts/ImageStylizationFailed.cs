@@ -61,4 +61,9 @@ public enum StylizationErrorCode
     /// <summary>The message itself is unusable (no options, unknown output format, strength not a number,
     /// empty locations); sending it again cannot help.</summary>
     InvalidRequest,
+
+    /// <summary>The broker dead-lettered the job after its delivery limit: every worker that took it stopped
+    /// (crashed, was killed, timed out) before answering it. AttemptCount is the broker's delivery count.
+    /// Not retried automatically; a person decides (the message stays in the quarantine queue until its TTL).</summary>
+    Quarantined,
 }

@@ -11,7 +11,8 @@ namespace MambaSt.Batch.Processing;
 /// <summary>
 /// Queue-based delayed redelivery without a broker plugin: for each delay d in
 /// Worker:RedeliveryDelaysSeconds a durable queue "{queue}-delay-{d}s" with x-message-ttl = d and
-/// x-dead-letter-exchange = "{queue}" (the exchange MassTransit binds to the input queue). A copy of the
+/// x-dead-letter-exchange = "{queue}" (the exchange MassTransit binds to the input queue); quorum by default,
+/// so the dead-lettering is at-least-once (<see cref="QueueTopology"/>). A copy of the
 /// original message (body and properties, plus the header mambast-redelivery) is published there with
 /// publisher confirms; when its TTL expires RabbitMQ dead-letters it back into the input queue.
 /// Owns one connection and one channel, created lazily; thread-safe (publishes are serialized).
@@ -47,18 +48,18 @@ public sealed class RabbitMqDelayQueueRedelivery(
         var delays = _worker.EffectiveRedeliveryDelays;
         if (attempt >= delays.Count) return false;
 
-        var queue = $"{_worker.QueueName}-delay-{delays[attempt]}s";
-        await PublishCopyAsync(context, queue, attempt + 1, failure, declareDelay: delays[attempt], cancellationToken);
+        var queue = QueueTopology.DelayQueue(_worker, delays[attempt]);
+        await PublishCopyAsync(context, queue, attempt + 1, failure, QueueTopology.DelayQueueArguments(_worker, delays[attempt]), cancellationToken);
         logger.LogInformation("Job {JobId} of batch {BatchId}: transient {ErrorCode}, redelivery {Attempt}/{Max} in {Delay}s",
             context.Message.JobId, context.Message.BatchId, failure.Code, attempt + 1, delays.Count, delays[attempt]);
         return true;
     }
 
     public Task MoveToErrorQueueAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken) =>
-        PublishCopyAsync(context, $"{_worker.QueueName}_error", AttemptOf(context), failure, declareDelay: null, cancellationToken);
+        PublishCopyAsync(context, QueueTopology.ErrorQueue(_worker), AttemptOf(context), failure, QueueTopology.ErrorQueueArguments(_worker), cancellationToken);
 
     private async Task PublishCopyAsync(ConsumeContext<StylizeImage> context, string queue, int attempt, JobFailedException failure,
-        int? declareDelay, CancellationToken cancellationToken)
+        Dictionary<string, object?> arguments, CancellationToken cancellationToken)
     {
         var body = context.ReceiveContext.Body.GetBytes();
         var properties = new BasicProperties { Persistent = true, Headers = new Dictionary<string, object?>() };
@@ -87,14 +88,6 @@ public sealed class RabbitMqDelayQueueRedelivery(
         try
         {
             var channel = await GetChannelAsync(cancellationToken);
-            var arguments = declareDelay is { } seconds
-                ? new Dictionary<string, object?>
-                {
-                    ["x-message-ttl"] = seconds * 1000,
-                    ["x-dead-letter-exchange"] = _worker.QueueName,
-                    ["x-dead-letter-routing-key"] = "",
-                }
-                : null;
             await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: arguments, cancellationToken: cancellationToken);
             await channel.BasicPublishAsync("", queue, mandatory: true, properties, body, cancellationToken);
         }

@@ -16,6 +16,8 @@ public static class ServiceCollectionExtensions
         services.AddStylizationAdapters(configuration);
         services.TryAddSingleton<StylizationMetrics>();
         services.TryAddSingleton<HandledJobs>();
+        services.TryAddSingleton<ModelHealth>();
+        services.TryAddSingleton<StyleBytesCache>();
         services.TryAddSingleton<StylizationPipeline>();
         services.TryAddSingleton<IJobRedelivery, NoRedelivery>();
         return services;

@@ -22,7 +22,9 @@ public sealed class StylizationPipeline(
     IStyleTransfer model,
     StylizationMetrics metrics,
     IOptions<WorkerOptions> options,
-    ILogger<StylizationPipeline> logger)
+    ILogger<StylizationPipeline> logger,
+    ModelHealth? health = null,
+    StyleBytesCache? styles = null)
 {
     private readonly WorkerOptions _options = options.Value;
 
@@ -34,6 +36,7 @@ public sealed class StylizationPipeline(
         using var activity = StylizationMetrics.ActivitySource.StartActivity("stylize-batch");
         activity?.SetTag("mambast.batch.size", jobs.Count);
         metrics.Batch(jobs.Count);
+        using var held = health?.BatchInHand();
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(_options.JobTimeoutSeconds));
@@ -74,6 +77,12 @@ public sealed class StylizationPipeline(
     private async Task PrepareAsync(JobState s, CancellationToken ct)
     {
         Validate(s.Job);
+        if (_options.CrashOnContentMarker is { Length: > 0 } marker && s.Job.ContentRef.Contains(marker, StringComparison.Ordinal))
+        {
+            logger.LogCritical("Job {JobId}: Worker:CrashOnContentMarker matched; killing this process (fault injection)", s.Job.JobId);
+            Process.GetCurrentProcess().Kill();
+        }
+
         var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
         if (existing is not null && OutputMetadata.Get(existing.Metadata, OutputMetadata.JobId) is null)
         {
@@ -148,7 +157,12 @@ public sealed class StylizationPipeline(
             await Guard(members, ct, async () =>
             {
                 var sw = Stopwatch.StartNew();
-                var bytes = await Retry(() => storage.ReadAsync(group.Key, _options.MaxInputBytes, ct), ct);
+                if (styles is null || !styles.TryGet(group.Key, out var bytes))
+                {
+                    bytes = await Retry(() => storage.ReadAsync(group.Key, _options.MaxInputBytes, ct), ct);
+                    styles?.Add(group.Key, bytes);
+                }
+
                 var fetchMs = sw.Elapsed.TotalMilliseconds;
                 var hash = Convert.ToHexStringLower(SHA256.HashData(bytes.Span));
 
@@ -181,7 +195,19 @@ public sealed class StylizationPipeline(
                 activity?.SetTag("mambast.inference.batch_size", members.Length);
                 var sw = Stopwatch.StartNew();
                 var items = members.Select(s => new StylizeItem(s.Content!, s.Job.Options.Seed, Math.Clamp(s.Job.Options.Strength, 0f, 1f), s.Job.Options.PreserveColor)).ToArray();
-                var results = model.Stylize(members[0].Style!, items);
+                IReadOnlyList<RgbFrame> results;
+                try
+                {
+                    results = model.Stylize(members[0].Style!, items);
+                }
+                catch (Exception ex) when (ErrorClassifier.Classify(ex).Code == StylizationErrorCode.ModelError)
+                {
+                    // The model's own failure (not a bad input): counts toward readiness (ModelHealth).
+                    health?.RunFailed();
+                    throw;
+                }
+
+                health?.RunSucceeded();
                 var ms = sw.Elapsed.TotalMilliseconds;
                 metrics.InferenceGroup(members.Length);
                 metrics.Stage("inference", ms / members.Length);

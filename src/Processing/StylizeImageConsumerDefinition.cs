@@ -24,6 +24,14 @@ public sealed class StylizeImageConsumerDefinition : ConsumerDefinition<StylizeI
     {
         var inHand = _options.BatchMessageLimit * _options.ConcurrentBatches;
         endpointConfigurator.PrefetchCount = Math.Max(_options.PrefetchCount, inHand);
+        if (endpointConfigurator is IRabbitMqReceiveEndpointConfigurator rabbit)
+        {
+            foreach (var (key, value) in QueueTopology.JobQueueArguments(_options))
+            {
+                if (key == "x-queue-type") rabbit.SetQuorumQueue();
+                else rabbit.SetQueueArgument(key, value);
+            }
+        }
 
         consumerConfigurator.Options<BatchOptions>(batch => batch
             .SetMessageLimit(_options.BatchMessageLimit)
@@ -32,9 +40,11 @@ public sealed class StylizeImageConsumerDefinition : ConsumerDefinition<StylizeI
 
         // Job failures are outcomes, not exceptions; what escapes is a fault of the whole batch
         // (e.g. the broker connection dropped while publishing). Retry it briefly, never on shutdown.
-        endpointConfigurator.UseMessageRetry(retry =>
+        // After the last retry the consumer answers every job still unanswered (StylizeImageConsumer), so
+        // the retry sits on the consumer, where its attempt number is visible to it.
+        consumerConfigurator.UseMessageRetry(retry =>
         {
-            retry.Intervals(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
+            retry.Intervals(_options.EffectiveBatchRetryDelays.Select(ms => TimeSpan.FromMilliseconds(ms)).ToArray());
             retry.Ignore<OperationCanceledException>();
         });
     }

@@ -29,9 +29,11 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(1, 4096)]
     public int PrefetchCount { get; set; } = 32;
 
-    /// <summary>In-process retries of a job's transient failure, before queue-based redelivery.</summary>
+    /// <summary>In-process retries of a job's transient failure, before queue-based redelivery. Default 0:
+    /// storage calls already retry inside the storage client (docs/reliability.md, "One retry budget"), so a
+    /// second in-process layer would only multiply attempts.</summary>
     [Range(0, 10)]
-    public int ImmediateRetries { get; set; } = 2;
+    public int ImmediateRetries { get; set; }
 
     [Range(0, 60_000)]
     public int ImmediateRetryDelayMs { get; set; } = 500;
@@ -58,10 +60,64 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(1, long.MaxValue)]
     public long MaxInputBytes { get; set; } = 64L * 1024 * 1024;
 
+    /// <summary>Quorum (default: x-delivery-limit, at-least-once dead-lettering to the quarantine queue; RabbitMQ
+    /// 3.10 or later) or Classic (brokers older than 3.10, or queues not migrated yet: docs/reliability.md).</summary>
+    public QueueType QueueType { get; set; } = QueueType.Quorum;
+
+    /// <summary>Quorum only: deliveries a job may have that end without an answer (its worker crashed, was killed,
+    /// or its consumer timed out) before the broker moves it to the quarantine queue.</summary>
+    [Range(1, 1000)]
+    public int DeliveryLimit { get; set; } = 4;
+
+    /// <summary>How long the error and quarantine queues keep a message (x-message-ttl), in hours; default 14 days.
+    /// 0 keeps them until removed by hand (needed to reuse error queues declared before this setting existed).
+    /// At most 596 h: x-message-ttl is milliseconds in a signed 32-bit integer.</summary>
+    [Range(0, 596)]
+    public int ParkedMessageTtlHours { get; set; } = 14 * 24;
+
+    /// <summary>Retries of a whole delivery batch whose fault escaped (a publish that failed, a queue declare
+    /// refused). After the last one every job of the batch still unanswered gets its outcome event.</summary>
+    public int[]? BatchRetryDelaysMs { get; set; }
+
+    public IReadOnlyList<int> EffectiveBatchRetryDelays => BatchRetryDelaysMs ?? [1000, 5000];
+
+    /// <summary>Consecutive failed model runs (ModelError from inference, not bad inputs) after which the worker
+    /// is not ready and takes no batch until a probe run succeeds.</summary>
+    [Range(1, 1000)]
+    public int UnreadyAfterModelFailures { get; set; } = 5;
+
+    /// <summary>How often an unready worker tries a probe run on a synthetic image.</summary>
+    [Range(1, 3600)]
+    public int ProbeIntervalSeconds { get; set; } = 10;
+
+    /// <summary>A batch held longer than this makes /health/live fail (a wedged process); keep it above
+    /// JobTimeoutSeconds plus the storage retry budget.</summary>
+    [Range(1, 86_400)]
+    public int WedgedAfterSeconds { get; set; } = 900;
+
+    /// <summary>Bytes of style images kept per worker, by location (least recently used out); 0: fetch each batch.</summary>
+    [Range(0, long.MaxValue)]
+    public long StyleCacheBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Fault injection for tests and the soak only: a job whose ContentRef contains this text kills the
+    /// worker process (SIGKILL, as a decoder segfault or an OOM kill would) before it is decoded. Never set it in
+    /// production.</summary>
+    public string? CrashOnContentMarker { get; set; }
+
     public string WorkerId { get; set; } = Environment.GetEnvironmentVariable("HOSTNAME") ?? Environment.MachineName;
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (!Enum.IsDefined(QueueType))
+        {
+            yield return new ValidationResult($"Worker:QueueType must be Quorum or Classic, got '{QueueType}'", [nameof(QueueType)]);
+        }
+
+        if (EffectiveBatchRetryDelays.Count > 10 || EffectiveBatchRetryDelays.Any(d => d is < 0 or > 600_000))
+        {
+            yield return new ValidationResult("Worker:BatchRetryDelaysMs takes at most 10 delays of 0..600000 ms", [nameof(BatchRetryDelaysMs)]);
+        }
+
         var delays = EffectiveRedeliveryDelays;
         if (delays.Count > 20)
         {
@@ -78,4 +134,11 @@ public sealed class WorkerOptions : IValidatableObject
             }
         }
     }
+}
+
+/// <summary>RabbitMQ queue type of the job, delay and quarantine queues (Worker:QueueType).</summary>
+public enum QueueType
+{
+    Quorum,
+    Classic,
 }

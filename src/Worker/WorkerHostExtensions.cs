@@ -39,12 +39,23 @@ public static class WorkerHostExtensions
             o.StopTimeout = stopTimeout;
         });
 
+        // Before the bus (hosted services start in order): a queue left with other arguments stops the start
+        // with a message naming the migration step.
+        services.AddHostedService<QueueTopologyCheck>();
+
         services.AddMassTransit(bus =>
         {
             bus.DisableUsageTelemetry();
             bus.AddStylizationConsumer();
+            bus.AddConsumer<QuarantinedJobConsumer, QuarantinedJobConsumerDefinition>();
             bus.UsingRabbitMq((context, cfg) =>
             {
+                var worker = context.GetRequiredService<IOptions<WorkerOptions>>().Value;
+                var errorArguments = QueueTopology.ErrorQueueArguments(worker);
+                cfg.SendTopology.ConfigureErrorSettings = settings =>
+                {
+                    foreach (var (key, value) in errorArguments) settings.SetQueueArgument(key, value);
+                };
                 var broker = context.GetRequiredService<IOptions<BrokerOptions>>().Value;
                 cfg.Host(broker.ToUri(), host =>
                 {
@@ -57,7 +68,11 @@ public static class WorkerHostExtensions
             });
         });
 
-        services.AddHealthChecks().AddCheck<ModelLoadedHealthCheck>("model", tags: ["ready"]);
+        services.AddHostedService<ModelProbe>();
+        services.AddHealthChecks()
+            .AddCheck<ModelLoadedHealthCheck>("model", tags: ["ready"])
+            .AddCheck<ModelWorkingHealthCheck>("model-runs", tags: ["ready"])
+            .AddCheck<NotWedgedHealthCheck>("progress", tags: ["live"]);
 
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("mambast-worker", serviceInstanceId: configuration["Worker:WorkerId"] ?? Environment.MachineName))
@@ -82,10 +97,11 @@ public static class WorkerHostExtensions
         return builder;
     }
 
-    /// <summary>/health/live: the process answers. /health/ready: model loaded and broker connected.</summary>
+    /// <summary>/health/live: the process answers and no batch is held past Worker:WedgedAfterSeconds.
+    /// /health/ready: model loaded, its runs not failing (ModelHealth), broker connected.</summary>
     public static WebApplication MapWorkerHealthEndpoints(this WebApplication app)
     {
-        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = check => check.Tags.Contains("live") });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
         return app;
     }
@@ -115,4 +131,62 @@ internal sealed class ModelLoadedHealthCheck(ModelWarmup warmup) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(warmup.Loaded ? HealthCheckResult.Healthy("model loaded") : HealthCheckResult.Unhealthy("model not loaded yet"));
+}
+
+internal sealed class ModelWorkingHealthCheck(ModelHealth health) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(health.Ready
+            ? HealthCheckResult.Healthy("model runs succeed")
+            : HealthCheckResult.Unhealthy($"{health.ConsecutiveFailures} consecutive model runs failed; taking no jobs until a probe run succeeds"));
+}
+
+internal sealed class NotWedgedHealthCheck(ModelHealth health, IOptions<WorkerOptions> options) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(health.Wedged
+            ? HealthCheckResult.Unhealthy($"a batch has been in hand for {health.OldestBatchAge.TotalSeconds:F0} s (Worker:WedgedAfterSeconds={options.Value.WedgedAfterSeconds})")
+            : HealthCheckResult.Healthy());
+}
+
+/// <summary>While the worker is not ready (its model runs keep failing), tries one run on a synthetic image
+/// every Worker:ProbeIntervalSeconds; a success makes it ready and lets the consumer take batches again.</summary>
+internal sealed class ModelProbe(IStyleTransfer model, ModelHealth health, IOptions<WorkerOptions> options, ILogger<ModelProbe> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = TimeSpan.FromSeconds(options.Value.ProbeIntervalSeconds);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(interval, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            if (health.Ready) continue;
+            try
+            {
+                var frame = Synthetic(64);
+                var style = model.GetStyle("mambast-probe", () => Synthetic(64), out _);
+                model.Stylize(style, [new StylizeItem(frame, 1, 1f, false)]);
+                health.RunSucceeded();
+                logger.LogInformation("Probe run succeeded; taking jobs again");
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning("Probe run failed; still taking no jobs: {Message}", ex.Message);
+            }
+        }
+    }
+
+    private static RgbFrame Synthetic(int side)
+    {
+        var rgb = new byte[side * side * 3];
+        for (var i = 0; i < rgb.Length; i++) rgb[i] = (byte)(i * 7 % 251);
+        return new RgbFrame(rgb, side, side);
+    }
 }

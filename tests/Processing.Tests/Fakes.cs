@@ -49,6 +49,13 @@ internal sealed class FakeCodec : IJobImageCodec
     public RgbFrame Decode(ReadOnlyMemory<byte> data, int maxSide)
     {
         var span = data.Span;
+        if (span.Length == 4 && span[3] == 0xEE)
+        {
+            // As ImagingJobCodec reports libvips running past Imaging:DecodeTimeout.
+            throw new JobFailedException(StylizationErrorCode.Timeout, true, "decoding took longer than its budget",
+                new MambaSt.Batch.Imaging.ImageException(MambaSt.Batch.Imaging.ImageErrorKind.Timeout, "decode timed out"));
+        }
+
         if (span.Length != 4 || span[3] == 0xFF)
         {
             throw new JobFailedException(StylizationErrorCode.InvalidImage, false, "not an image: corrupt header");
@@ -85,8 +92,12 @@ internal sealed class FakeModel : IStyleTransfer
         });
     }
 
+    /// <summary>When set, every run throws it (a model that keeps failing).</summary>
+    public Exception? ThrowOnRun { get; set; }
+
     public IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items)
     {
+        if (ThrowOnRun is { } failure) throw failure;
         RunSizes.Enqueue(items.Count);
         if (items.Select(i => (i.Content.Width, i.Content.Height)).Distinct().Count() != 1)
         {

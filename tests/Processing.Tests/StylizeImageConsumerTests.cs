@@ -30,11 +30,14 @@ public class StylizeImageConsumerTests
 
     private Task<ITestHarness> Run(IJobRedelivery redelivery, params StylizeImage[] jobs) => Run(redelivery, batchRetries: 0, jobs);
 
-    private async Task<ITestHarness> Run(IJobRedelivery redelivery, int batchRetries, params StylizeImage[] jobs)
+    private Task<ITestHarness> Run(IJobRedelivery redelivery, int batchRetries, params StylizeImage[] jobs) =>
+        Run(redelivery, batchRetries, new WorkerOptions { ImmediateRetries = 0, WorkerId = "test-worker" }, withMessageIds: true, jobs);
+
+    private async Task<ITestHarness> Run(IJobRedelivery redelivery, int batchRetries, WorkerOptions workerOptions, bool withMessageIds, params StylizeImage[] jobs)
     {
         _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8, 100);
         _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
-        var options = Options.Create(new WorkerOptions { ImmediateRetries = 0, WorkerId = "test-worker" });
+        var options = Options.Create(workerOptions);
         var provider = new ServiceCollection()
             .AddSingleton<ILoggerFactory>(new LoggerFactory([_logs]))
             .AddSingleton(typeof(ILogger<>), typeof(Logger<>))
@@ -53,8 +56,11 @@ public class StylizeImageConsumerTests
         var harness = provider.GetRequiredService<ITestHarness>();
         await harness.Start();
         var ct = TestContext.Current.CancellationToken;
-        await harness.Bus.PublishBatch(jobs, ct);
-        (await harness.Consumed.Any<StylizeImage>(ct)).ShouldBeTrue();
+        if (withMessageIds) await harness.Bus.PublishBatch(jobs, ct);
+        else await harness.Bus.PublishBatch(jobs, Pipe.Execute<PublishContext<StylizeImage>>(p => p.MessageId = null), ct);
+        // The harness tracks consumed messages by message id; without one, wait for the bus to go quiet.
+        if (withMessageIds) (await harness.Consumed.Any<StylizeImage>(ct)).ShouldBeTrue();
+        else await Task.Delay(1000, ct);
         await harness.InactivityTask;
         return harness;
     }
@@ -149,10 +155,96 @@ public class StylizeImageConsumerTests
         (await harness.Published.Any<Fault<Batch<StylizeImage>>>(Ct)).ShouldBeFalse();
     }
 
+    [Fact]
+    public async Task A_batch_fault_past_the_last_retry_answers_every_job_with_an_event_instead_of_leaving_it_pending()
+    {
+        _storage.TransientFailuresLeft["in/2"] = 100;
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        var ok = Job(Guid.NewGuid(), "out/a");
+        var flaky = Job(Guid.NewGuid(), "out/b") with { ContentRef = "in/2" };
+        var options = new WorkerOptions { ImmediateRetries = 0, WorkerId = "test-worker", BatchRetryDelaysMs = [0, 0] };
+
+        var harness = await Run(new BrokenRedelivery(), batchRetries: 2, options, withMessageIds: true, ok, flaky);
+
+        harness.Published.Select<ImageStylized>(Ct).Select(m => m.Context.Message.JobId).ShouldBe([ok.JobId]);
+        var failed = harness.Published.Select<ImageStylizationFailed>(Ct).Select(m => m.Context.Message).ShouldHaveSingleItem();
+        failed.JobId.ShouldBe(flaky.JobId);
+        failed.ErrorCode.ShouldBe(StylizationErrorCode.StorageUnavailable);
+        failed.Transient.ShouldBeTrue();
+        failed.Message.ShouldContain("3 tries");
+        (await harness.Published.Any<Fault<StylizeImage>>(Ct)).ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Jobs_published_without_a_message_id_are_answered_once_when_their_batch_is_retried()
+    {
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/3"] = FakeCodec.Image(16, 16);
+        _storage.TransientFailuresLeft["in/2"] = 100;
+        _storage.TransientFailuresLeft["in/3"] = 100;
+        var first = Job(Guid.NewGuid(), "out/a") with { ContentRef = "in/2" };
+        var permanent = Job(Guid.NewGuid(), "out/b") with { StyleRef = "styles/missing" };
+        var last = Job(Guid.NewGuid(), "out/c") with { ContentRef = "in/3" };
+        var redelivery = new FailsOnceFor(last.JobId);
+
+        var harness = await Run(redelivery, batchRetries: 2, new WorkerOptions { ImmediateRetries = 0, WorkerId = "test-worker" }, withMessageIds: false,
+            first, permanent, last);
+
+        redelivery.MessageIds.ShouldAllBe(id => id == null);
+        redelivery.Sent.Order().ShouldBe(new[] { first.JobId, last.JobId }.Order());
+        harness.Published.Select<ImageStylizationFailed>(Ct).Select(m => m.Context.Message.JobId).ShouldBe([permanent.JobId]);
+    }
+
+    [Fact]
+    public async Task A_decode_timeout_on_the_second_delivery_is_permanent_and_not_redelivered_again()
+    {
+        _storage.Inputs["in/slow"] = [16, 16, 1, 0xEE];
+        var job = Job(Guid.NewGuid(), "out/a") with { ContentRef = "in/slow" };
+        var redelivery = new RecordingRedelivery(1);
+
+        var harness = await Run(redelivery, job);
+
+        redelivery.Redelivered.ShouldBe(0);
+        var failed = harness.Published.Select<ImageStylizationFailed>(Ct).Select(m => m.Context.Message).ShouldHaveSingleItem();
+        failed.ErrorCode.ShouldBe(StylizationErrorCode.Timeout);
+        failed.Transient.ShouldBeFalse();
+        failed.AttemptCount.ShouldBe(2);
+    }
+
+    [Fact]
+    public void A_decode_timeout_on_the_first_delivery_stays_transient_and_other_timeouts_are_untouched()
+    {
+        var decode = new JobFailedException(StylizationErrorCode.Timeout, true, "slow",
+            new MambaSt.Batch.Imaging.ImageException(MambaSt.Batch.Imaging.ImageErrorKind.Timeout, "decode timed out"));
+        var storage = new JobFailedException(StylizationErrorCode.Timeout, true, "slow blob");
+
+        StylizeImageConsumer.SettleDecodeTimeout(decode, attempts: 1).Transient.ShouldBeTrue();
+        StylizeImageConsumer.SettleDecodeTimeout(decode, attempts: 2).Transient.ShouldBeFalse();
+        StylizeImageConsumer.SettleDecodeTimeout(storage, attempts: 3).Transient.ShouldBeTrue();
+    }
+
+    private sealed class RecordingRedelivery(int attempt) : IJobRedelivery
+    {
+        public int Redelivered;
+
+        public int AttemptOf(ConsumeContext<StylizeImage> context) => attempt;
+
+        public Task<bool> TryRedeliverAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Redelivered);
+            return Task.FromResult(true);
+        }
+
+        public Task MoveToErrorQueueAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken) =>
+            Task.CompletedTask;
+    }
+
     /// <summary>Redelivers every job, but the first try for <paramref name="refused"/> fails like a dropped broker connection.</summary>
     private sealed class FailsOnceFor(Guid refused) : IJobRedelivery
     {
         public readonly ConcurrentQueue<Guid> Sent = new();
+
+        public readonly ConcurrentQueue<Guid?> MessageIds = new();
 
         public int TriesOfRefused;
 
@@ -166,6 +258,7 @@ public class StylizeImageConsumerTests
             }
 
             Sent.Enqueue(context.Message.JobId);
+            MessageIds.Enqueue(context.MessageId);
             return Task.FromResult(true);
         }
 

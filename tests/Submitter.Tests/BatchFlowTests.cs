@@ -156,11 +156,21 @@ public class BatchFlowTests(LocalServices services)
         var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
         {
             cfg.Host(services.RabbitMqUri);
-            cfg.ReceiveEndpoint(queue, e => e.Handler<StylizeImage>(ctx =>
+            cfg.ReceiveEndpoint(queue, e =>
             {
-                received.AddOrUpdate(ctx.Message.JobId, 1, (_, n) => n + 1);
-                return Task.CompletedTask;
-            }));
+                // As the worker declares it: submit declared the (quorum) job queue before any worker ran.
+                e.SetQuorumQueue();
+                foreach (var (key, value) in QueueTopology.JobQueueArguments(new WorkerOptions { QueueName = queue }).Where(a => a.Key != "x-queue-type"))
+                {
+                    e.SetQueueArgument(key, value);
+                }
+
+                e.Handler<StylizeImage>(ctx =>
+                {
+                    received.AddOrUpdate(ctx.Message.JobId, 1, (_, n) => n + 1);
+                    return Task.CompletedTask;
+                });
+            });
         });
         await bus.StartAsync(ct);
         try

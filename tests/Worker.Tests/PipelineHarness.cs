@@ -156,10 +156,31 @@ internal sealed class PipelineHarness : IAsyncDisposable
         Options = new StylizeOptions { Format = OutputFormat.Png, Seed = seed },
     };
 
+    /// <summary>Sends to the job queue's exchange, as the submitter does: a "queue:" address would declare the
+    /// queue itself (classic), which the worker's quorum queue refuses. Until a worker has bound its queue the
+    /// broker returns the message (mandatory); it is sent again.</summary>
     public async Task SendAsync(IEnumerable<StylizeImage> jobs, CancellationToken ct)
     {
-        var endpoint = await _bus!.GetSendEndpoint(new Uri($"queue:{QueueName}"));
-        await endpoint.SendBatch(jobs, ct);
+        var endpoint = await _bus!.GetSendEndpoint(new Uri($"exchange:{QueueName}"));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        foreach (var job in jobs)
+        {
+            while (true)
+            {
+                try
+                {
+                    await endpoint.Send(job, c =>
+                    {
+                        if (c.TryGetPayload<RabbitMqSendContext>(out var rabbit)) rabbit.Mandatory = true;
+                    }, ct);
+                    break;
+                }
+                catch (MessageReturnedException) when (DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(200, ct);
+                }
+            }
+        }
     }
 
     public async Task WaitForOutcomesAsync(int distinctJobs, TimeSpan timeout, Func<string> diagnostics, CancellationToken ct)

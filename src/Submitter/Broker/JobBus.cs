@@ -34,7 +34,14 @@ public sealed class JobBus : IAsyncDisposable
         try
         {
             await bus.StartAsync(startTimeout.Token);
-            var endpoint = await bus.GetSendEndpoint(new Uri($"queue:{broker.Queue}"));
+            // Not a "queue:" address: that would declare the job queue as a classic queue, which the workers'
+            // quorum queue refuses (PRECONDITION_FAILED). The queue is ensured once, then its exchange is used.
+            await using (var connection = await BatchTopology.ConnectAsync(broker, startTimeout.Token))
+            {
+                await Processing.QueueTopology.EnsureJobQueueAsync(connection, broker.Queue, startTimeout.Token);
+            }
+
+            var endpoint = await bus.GetSendEndpoint(new Uri($"exchange:{broker.Queue}"));
             return new JobBus(bus, endpoint);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
