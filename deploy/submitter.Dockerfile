@@ -10,19 +10,12 @@
 
 ARG DOTNET_SDK_VERSION=10.0.401
 ARG DOTNET_RUNTIME_VERSION=10.0.12
-ARG NODE_VERSION=20.20.2
-
-FROM node:${NODE_VERSION}-bookworm-slim AS npm
-WORKDIR /src
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_SDK_VERSION}-noble AS build
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props ./
 COPY build/ build/
 COPY src/ src/
-COPY --from=npm /src/node_modules/ node_modules/
 RUN dotnet publish src/Submitter/MambaSt.Batch.Submitter.csproj \
       --configuration Release --output /out --nologo -p:UseAppHost=false
 

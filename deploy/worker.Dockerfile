@@ -7,7 +7,7 @@
 #
 # Native libraries at run time:
 #   cpu: libonnxruntime.so from the NuGet package Microsoft.ML.OnnxRuntime (build/OnnxRuntime.props) + libvips
-#        (npm @img/sharp-libvips-linux-x64), copied into the publish output by the projects themselves.
+#        (NuGet NetVips.Native.linux-x64), copied into the publish output by the projects themselves.
 #   gpu: published with -p:OnnxRuntimeFlavor=Cuda: Microsoft.ML.OnnxRuntime.Managed + Microsoft.ML.OnnxRuntime.Gpu.Linux
 #        (libonnxruntime.so, libonnxruntime_providers_shared.so, libonnxruntime_providers_cuda.so from one build;
 #        never the .Gpu meta-package, which adds Windows DLLs). The CUDA provider links CUDA 13 (libcudart.so.13,
@@ -21,15 +21,8 @@
 
 ARG DOTNET_SDK_VERSION=10.0.401
 ARG DOTNET_RUNTIME_VERSION=10.0.12
-ARG NODE_VERSION=20.20.2
 ARG CUDA_IMAGE_TAG=13.0.2-cudnn-runtime-ubuntu24.04
 ARG PYTHON_VERSION=3.12.12
-
-# ---- npm: libvips (Imaging), exactly as locked ---------------------------------------------------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS npm
-WORKDIR /src
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
 # ---- build: dotnet publish (framework-dependent, linux-x64) + libmambast_ops.so ----------------------------
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_SDK_VERSION}-noble AS build
@@ -44,7 +37,6 @@ COPY build/ build/
 COPY src/ src/
 COPY native/ native/
 COPY scripts/ort-package.sh scripts/
-COPY --from=npm /src/node_modules/ node_modules/
 # The op library is built before the publish so that src/Inference copies it next to the worker.
 RUN dotnet restore src/Worker/MambaSt.Batch.Worker.csproj -p:OnnxRuntimeFlavor=${ORT_FLAVOR} \
  && cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release -DMAMBAST_OPS_CUDA=OFF -DMAMBAST_OPS_TESTS=OFF \
@@ -67,7 +59,6 @@ COPY build/ build/
 COPY src/ src/
 COPY native/ native/
 COPY scripts/ort-package.sh scripts/
-COPY --from=npm /src/node_modules/ node_modules/
 RUN dotnet restore src/Worker/MambaSt.Batch.Worker.csproj --runtime linux-x64 -p:OnnxRuntimeFlavor=Cuda \
  && cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release -DMAMBAST_OPS_CUDA=OFF -DMAMBAST_OPS_TESTS=OFF \
       -DMAMBAST_ORT_PACKAGE="$(ORT_PACKAGE_ID=microsoft.ml.onnxruntime.gpu.linux scripts/ort-package.sh)" \

@@ -43,6 +43,7 @@ S="$(q "$subscriber_queues")"
 BUS='.*_bus_.*'
 NS='MambaSt\.Batch\.Contracts'
 EVENTS="$NS:(ImageStylized|ImageStylizationFailed)"
+CE='mambast\.events' # the CloudEvents topic exchange (CloudEvents:Exchange)
 
 # name configure write read
 roles=(
@@ -52,14 +53,14 @@ roles=(
   "^($Q|$EVENTS|mambast-batch-.*|$BUS)\$"
 
   "${prefix}worker"
-  "^($Q|${Q}_error|${Q}_skipped|$Q-delay-[0-9]+s|$NS:.*|MassTransit:Fault.*|$BUS)\$"
-  "^($Q|${Q}_error|${Q}_skipped|$Q-delay-[0-9]+s|$EVENTS|MassTransit:Fault.*|amq\\.default|$BUS)\$"
-  "^($Q|${Q}_error|${Q}_skipped|$Q-delay-[0-9]+s|$NS:StylizeImage|$BUS)\$"
+  "^($Q|${Q}_error|${Q}_skipped|${Q}_quarantine|$Q-delay-[0-9]+s|$NS:.*|$CE|MassTransit:Fault.*|$BUS)\$"
+  "^($Q|${Q}_error|${Q}_skipped|${Q}_quarantine|$Q-delay-[0-9]+s|$EVENTS|$CE|MassTransit:Fault.*|amq\\.default|$BUS)\$"
+  "^($Q|${Q}_error|${Q}_skipped|${Q}_quarantine|$Q-delay-[0-9]+s|$NS:StylizeImage|$BUS)\$"
 
   "${prefix}subscriber"
-  "^($S.*|$EVENTS|$BUS)\$"
+  "^($S.*|$EVENTS|$CE|$BUS)\$"
   "^($S.*|$BUS)\$"
-  "^($S.*|$EVENTS|$BUS)\$"
+  "^($S.*|$EVENTS|$CE|$BUS)\$"
 )
 
 password_of() {

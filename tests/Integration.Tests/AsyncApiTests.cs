@@ -50,6 +50,8 @@ public class AsyncApiTests
         yield return ("queue", queue);
         yield return ("exchange", queue); // MassTransit's exchange in front of a receive endpoint has the queue's name
         yield return ("queue", $"{queue}_error");
+        yield return ("queue", QueueTopology.QuarantineQueue(new WorkerOptions()));
+        yield return ("exchange", QueueTopology.QuarantineQueue(new WorkerOptions())); // the dead-letter exchange of the job queue
         yield return ("queue", $"{queue}-delay-{{seconds}}s"); // RabbitMqDelayQueueRedelivery
         foreach (var e in BatchTopology.EventExchanges) yield return ("exchange", e);
         yield return ("exchange", BatchTopology.BatchEventsExchange);
