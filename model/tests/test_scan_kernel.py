@@ -99,7 +99,11 @@ def test_a_training_step_has_the_sequential_scans_loss_and_gradients():
             assert q.grad is None, name
             continue
         scale = p.grad.abs().max().clamp_min(1e-12)
-        assert ((p.grad - q.grad).abs().max() / scale).item() < 1e-3, name
+        # float32 sums in another order: the kernel is built with -march=native (FMA and vector width follow the CPU)
+        # and its OpenMP sums split by thread. On an AVX2 AMD EPYC the loss agrees to 1e-7 but gradients differ by up
+        # to 5.7e-3 of their largest entry (decoder conv2d.bias; 3cc48f6 fails the old 1e-3 bound there too); on the
+        # AVX-512 machines before it they stayed under 1e-3. A missing or wrong term is off by O(1), far above 1e-2.
+        assert ((p.grad - q.grad).abs().max() / scale).item() < 1e-2, name
         checked += 1
     assert checked > 20
 
