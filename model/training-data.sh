@@ -6,7 +6,13 @@
 #
 #   model/training-data.sh [SHARED_IMAGES]      # default: ../shared/data/images beside the repository
 #
-# Folders written (each a flat folder of links):
+# First (since session 7, the current training set): the seeded split of the shared training set
+# ../shared/data/train (or $MAMBAST_TRAIN_SET; 496 photos, 209 artworks, MANIFEST.tsv), by
+# `python -m mambast.split` (rule: docs/evaluation.md, "Held-out split"), into
+# artifacts/training-data/split/{train,heldout}-{content,style}/ and split/pairs.tsv (the 40 held-out
+# evaluation pairs). Then the older sets of models 0.1.0-0.5.0, kept so their evaluations can be rerun.
+#
+# Folders written for 0.1.0-0.5.0 (each a flat folder of links):
 #   train-content   SHARED/content (10 photos) + mate-backgrounds nature/ (12 photos, GPL-2+)
 #   train-style     SHARED/style (20 artworks) + gnome-backgrounds *.webp (16, CC-BY-SA 3.0)
 #                   + desktop-base GRUB backgrounds of emerald, joy, softwaves, spacefun (16x9), lines (4x3)
@@ -24,6 +30,9 @@ SHARED="${1:-$ROOT/../shared/data/images}"
 DATA="$ROOT/artifacts/training-data"
 DEBS="$DATA/debs"
 mkdir -p "$DEBS"
+
+TRAIN_SET="${MAMBAST_TRAIN_SET:-$ROOT/../shared/data/train}"
+(cd "$ROOT/model" && /usr/bin/python3 -m mambast.split --data "$TRAIN_SET" --out "$DATA/split")
 
 source "$ROOT/scripts/debs.sh"
 

@@ -53,9 +53,24 @@ class ImagePool:
         self.names = names or [f"img{i}" for i in range(len(images))]
 
     @classmethod
-    def from_paths(cls, paths, keep_side: int = 256) -> "ImagePool":
+    def from_paths(cls, paths, keep_side: int = 256, cache=None) -> "ImagePool":
         files = list_images(paths)
-        return cls([to_uint8(read_image(f, keep_side)) for f in files], [str(f) for f in files])
+        names = [str(f) for f in files]
+        cached = None
+        if cache:
+            import hashlib
+            ident = "\n".join(f"{f.resolve()}\t{f.stat().st_size}\t{f.stat().st_mtime_ns}" for f in files)
+            digest = hashlib.sha256(f"{keep_side}\n{ident}".encode()).hexdigest()[:16]
+            cached = Path(cache) / f"pool-{digest}.pt"
+            if cached.exists():
+                return cls(torch.load(cached), names)
+        pool = cls([to_uint8(read_image(f, keep_side)) for f in files], names)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")  # runs started together must not share it
+            torch.save(pool.images, tmp)
+            os.replace(tmp, cached)
+        return pool
 
     def __len__(self):
         return len(self.images)

@@ -138,19 +138,24 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     return f @ f.T / f.shape[1]
 
 
-def gram_distance(vgg: PerceptualVGG, a: torch.Tensor, b: torch.Tensor) -> float:
+def grams(vgg: PerceptualVGG, img: torch.Tensor) -> list[torch.Tensor]:
     with torch.no_grad():
-        fa, fb = vgg(a[None]), vgg(b[None])
-    d = [float((gram(x[0]) - gram(y[0])).norm() / gram(y[0]).norm().clamp_min(1e-12)) for x, y in zip(fa, fb)]
+        return [gram(f[0]) for f in vgg(img[None])]
+
+
+def gram_distance(vgg: PerceptualVGG, a: torch.Tensor, b: torch.Tensor, b_grams=None) -> float:
+    """b_grams: grams(vgg, b), when the caller scores several outputs against the same style."""
+    ga, gb = grams(vgg, a), b_grams if b_grams is not None else grams(vgg, b)
+    d = [float((x - y).norm() / y.norm().clamp_min(1e-12)) for x, y in zip(ga, gb)]
     return sum(d) / len(d)
 
 
 METRICS = ("ssim", "edge_corr", "hist_hellinger", "gram")
 
 
-def score(vgg, out, content, style) -> dict[str, float]:
+def score(vgg, out, content, style, style_grams=None) -> dict[str, float]:
     return {"ssim": ssim(out, content), "edge_corr": edge_correlation(out, content),
-            "hist_hellinger": histogram_distance(out, style), "gram": gram_distance(vgg, out, style)}
+            "hist_hellinger": histogram_distance(out, style), "gram": gram_distance(vgg, out, style, style_grams)}
 
 
 # ---------------------------------------------------------------- driver
@@ -170,26 +175,35 @@ def _runs(models: dict, strengths) -> dict:
             for label, m in models.items() for st in strengths}
 
 
-def evaluate(model, contents, styles, vgg, sheet_rows: int = 6, log=print, strengths=(1.0,)):
+def evaluate(model, contents, styles, vgg, sheet_rows: int = 6, log=print, strengths=(1.0,), pairs=None,
+             sheet_size: int = 0):
     """model: MambaST, {label: MambaST} or None; contents/styles: lists of [3, H, W];
-    strengths: style strengths in [0, 1] each model is scored at. -> (means, per-pair rows, sheet)."""
+    strengths: style strengths in [0, 1] each model is scored at; pairs: [(content index, style index)]
+    (default: every content with every style); sheet_size: contact-sheet tiles resized to this (0: as is).
+    -> (means, per-pair rows, sheet)."""
     models = model if isinstance(model, dict) else ({} if model is None else {"model": model})
     runs = _runs(models, strengths)
     methods = ["content", "reinhard"] + list(runs)
     ncol = 3 + max(1, len(runs))
     rows, sheet = [], []
-    for ci, c in enumerate(contents):
-        for si, s in enumerate(styles):
-            t0 = time.time()
-            outs = {"content": c, "reinhard": reinhard(c, s)}
-            for label, (m, st) in runs.items():
-                with torch.no_grad():
-                    outs[label] = m(c[None], s[None], seed=0, strength=st)[0].clamp(0, 1)
-            for m in methods:
-                rows.append({"content": ci, "style": si, "method": m, **score(vgg, outs[m], c, s)})
-            if len(sheet) < sheet_rows * ncol:
-                sheet += [c, s, outs["reinhard"]] + ([outs[label] for label in runs] or [c])
-            log(f"pair c{ci} s{si}: {time.time() - t0:.1f} s")
+    pairs = pairs if pairs is not None else [(ci, si) for ci in range(len(contents)) for si in range(len(styles))]
+    style_grams: dict[int, list] = {}
+    tile = (lambda x: F.interpolate(x[None], size=(sheet_size, sheet_size), mode="bilinear", align_corners=False,
+                                    antialias=True)[0]) if sheet_size else (lambda x: x)
+    for ci, si in pairs:
+        c, s = contents[ci], styles[si]
+        if si not in style_grams:
+            style_grams[si] = grams(vgg, s)
+        t0 = time.time()
+        outs = {"content": c, "reinhard": reinhard(c, s)}
+        for label, (m, st) in runs.items():
+            with torch.no_grad():
+                outs[label] = m(c[None], s[None], seed=0, strength=st)[0].clamp(0, 1)
+        for m in methods:
+            rows.append({"content": ci, "style": si, "method": m, **score(vgg, outs[m], c, s, style_grams[si])})
+        if len(sheet) < sheet_rows * ncol:
+            sheet += [tile(x) for x in [c, s, outs["reinhard"]] + ([outs[label] for label in runs] or [c])]
+        log(f"pair c{ci} s{si}: {time.time() - t0:.1f} s")
     means = {m: {k: sum(r[k] for r in rows if r["method"] == m) / sum(r["method"] == m for r in rows)
                  for k in METRICS} for m in methods}
     return means, rows, grid(sheet, ncol=ncol) if sheet else None
@@ -203,29 +217,75 @@ def table(means) -> str:
     return "\n".join(lines)
 
 
+def merge(folders) -> tuple[dict, list]:
+    """Means over the per-pair rows of several results.json (shards of one pair list run in parallel
+    processes; every pair is scored independently, so the means equal those of one run)."""
+    rows, methods = [], None
+    for d in folders:
+        blob = json.loads((Path(d) / "results.json").read_text())
+        ms = list(blob["means"])
+        if methods is not None and ms != methods:
+            raise ValueError(f"{d}: methods {ms} differ from {methods}")
+        methods = ms
+        rows += [dict(r, shard=str(d)) for r in blob["pairs"]]
+    means = {m: {k: sum(r[k] for r in rows if r["method"] == m) / sum(r["method"] == m for r in rows)
+                 for k in METRICS} for m in methods}
+    return means, rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mambast.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", nargs="*", default=[], metavar="[LABEL=]PATH",
                    help="trained checkpoints (train.py last.pt), each optionally labelled; omit for baselines only")
-    p.add_argument("--content", nargs="+", required=True)
-    p.add_argument("--style", nargs="+", required=True)
+    p.add_argument("--content", nargs="+", default=[])
+    p.add_argument("--style", nargs="+", default=[])
     p.add_argument("--size", type=int, default=256, help="images are resized to size x size (multiple of 8)")
     p.add_argument("--max-content", type=int, default=0, help="first N content images (0: all)")
     p.add_argument("--max-style", type=int, default=0, help="first N style images (0: all)")
     p.add_argument("--strength", type=float, nargs="+", default=[1.0], metavar="S",
                    help="style strengths in [0, 1] to score each model at (default 1; 0 = reconstruction)")
+    p.add_argument("--pairs", default=None, metavar="TSV",
+                   help="score these (content path, style path) pairs (mambast.split's pairs.tsv) instead of "
+                        "every --content with every --style")
+    p.add_argument("--scan", default="sequential", choices=("sequential", "kernel"),
+                   help="scan of the models (kernel: the C++ scan, same results to ~1e-5, faster on CPU)")
+    p.add_argument("--sheet-rows", type=int, default=6)
+    p.add_argument("--sheet-size", type=int, default=0, help="contact-sheet tile size (0: --size)")
     p.add_argument("--vgg-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="../artifacts/eval")
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="only combine the results.json of these runs (shards of one pair list) into --out")
     a = p.parse_args(argv)
+    if a.merge:
+        means, rows = merge(a.merge)
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        n = sum(r["method"] == "content" for r in rows)
+        header = f"{n} pairs merged from {', '.join(a.merge)}"
+        print(header)
+        print(table(means))
+        (out / "table.md").write_text(header + "\n\n" + table(means) + "\n")
+        (out / "results.json").write_text(json.dumps({"header": header, "means": means, "pairs": rows}, indent=1))
+        return
     if a.size % 8 or a.size < 16:
         raise SystemExit(f"--size must be a multiple of 8 and >= 16, got {a.size}")
     if any(not 0 <= x <= 1 for x in a.strength):
         raise SystemExit(f"--strength values must be in [0, 1], got {a.strength}")
     torch.set_num_threads(a.threads)
-    cf, sf = list_images(a.content), list_images(a.style)
-    cf, sf = cf[:a.max_content or None], sf[:a.max_style or None]
+    pairs = None
+    if a.pairs:
+        from .split import read_pairs
+        listed = read_pairs(a.pairs)
+        cf = list(dict.fromkeys(c for c, _ in listed))
+        sf = list(dict.fromkeys(s for _, s in listed))
+        pairs = [(cf.index(c), sf.index(s)) for c, s in listed]
+    elif not a.content or not a.style:
+        raise SystemExit("give --content and --style, or --pairs")
+    else:
+        cf, sf = list_images(a.content), list_images(a.style)
+        cf, sf = cf[:a.max_content or None], sf[:a.max_style or None]
     contents = [load_square(f, a.size) for f in cf]
     styles = [load_square(f, a.size) for f in sf]
     from .checkpoint import load_trained
@@ -235,15 +295,17 @@ def main(argv=None):
         label = label or ("model" if len(a.checkpoint) == 1 else Path(path).stem)
         if label in models or label in ("content", "reinhard"):
             raise SystemExit(f"duplicate or reserved label {label!r}: name checkpoints LABEL=PATH")
-        models[label], prov = load_trained(path, scan_variant="sequential")
+        models[label], prov = load_trained(path, scan_variant=a.scan)
         provs.append(f"{label}: {prov}")
     prov = "; ".join(provs) or "baselines only"
     vgg = random_vgg(a.vgg_seed)
-    means, rows, sheet = evaluate(models, contents, styles, vgg, strengths=a.strength)
+    means, rows, sheet = evaluate(models, contents, styles, vgg, a.sheet_rows, strengths=a.strength, pairs=pairs,
+                                  sheet_size=a.sheet_size)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     text = table(means)
-    header = (f"{len(contents)} content x {len(styles)} style images at {a.size}x{a.size}; model: {prov}"
+    what = f"{len(pairs)} pairs ({a.pairs})" if pairs is not None else f"{len(contents)} content x {len(styles)} style images"
+    header = (f"{what} at {a.size}x{a.size}; model: {prov}"
               + ("" if a.strength == [1.0] else f"; strengths {' '.join(f'{x:g}' for x in a.strength)}"))
     print(header)
     print(text)

@@ -30,6 +30,24 @@ from .losses import CONTENT_LAYERS, LAYERS, WEIGHTS, content_loss, scale_matched
 from .model import build_model
 from .vgg import perceptual_vgg
 
+PERCEPTUAL = ("vgg", "resnet18", "resnet18-swag")
+
+
+def loss_network(name: str, vgg_path=None, vgg_seed: int = 0, resnet_path=None, blur: bool = True):
+    """The perceptual network of the losses: `vgg` (vgg_normalised.pth or the seeded random VGG-19),
+    `resnet18` / `resnet18-swag` (ImageNet ResNet-18, mambast/resnet.py)."""
+    if name == "vgg":
+        return perceptual_vgg(vgg_path, vgg_seed)
+    if name in ("resnet18", "resnet18-swag"):
+        from .resnet import resnet18
+        return resnet18(resnet_path, blur=blur)
+    raise ValueError(f"unknown perceptual network {name!r} (one of {', '.join(PERCEPTUAL)})")
+
+
+def tv_loss(img):
+    """Mean absolute difference of neighbouring pixels (anisotropic total variation)."""
+    return (img[..., 1:, :] - img[..., :-1, :]).abs().mean() + (img[..., :, 1:] - img[..., :, :-1]).abs().mean()
+
 
 class LrSchedule:
     """Learning rate per iteration: constant `lr` before `start`; from `start`, a linear warm-up over
@@ -60,7 +78,8 @@ class Trainer:
                  crop: int = 64, batch: int = 4, lr: float = 1e-4, device: str = "cpu", seed: int = 0,
                  scan: str = "sequential", vgg_path=None, vgg_seed: int = 0, jitter: float = 0.15,
                  max_scale: float = 2.5, data_note: str = "", schedule: LrSchedule | None = None,
-                 content_layers: tuple[str, ...] = CONTENT_LAYERS, recompute_scan: bool | None = None):
+                 content_layers: tuple[str, ...] = CONTENT_LAYERS, recompute_scan: bool | None = None,
+                 perceptual: str = "vgg", resnet_path=None, blur: bool = True, tv: float = 0.0):
         if crop % 8 or crop < 16:
             raise ValueError(f"--crop must be a multiple of 8 and >= 16, got {crop}")
         unknown = [x for x in content_layers if x not in LAYERS]
@@ -81,7 +100,12 @@ class Trainer:
         # for the kernel scan (it keeps only its inputs and every 16th/64th state anyway)
         self.model.scan.recompute = (self.device.type == "cuda" and scan != "kernel") if recompute_scan is None \
             else recompute_scan
-        self.vgg = perceptual_vgg(vgg_path, vgg_seed).to(self.device)
+        if perceptual != "vgg" and crop < 64:  # ResNet's stage 4 is at 1/32: 1x1 below 64, no std
+            raise ValueError(f"--perceptual {perceptual} needs --crop >= 64 (its last tap is at 1/32 scale), got {crop}")
+        self.perceptual = perceptual
+        self.vgg = loss_network(perceptual, vgg_path, vgg_seed, resnet_path, blur).to(self.device)
+        self.swag = perceptual == "resnet18-swag"
+        self.tv = tv
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.schedule = schedule or LrSchedule(lr)
         self.skipped = 0
@@ -95,7 +119,7 @@ class Trainer:
         self.data_note = data_note
         self.settings = dict(config=config, crop=crop, batch=batch, lr=lr, seed=seed, scan=scan,
                              vgg=self.vgg.description, jitter=jitter, max_scale=max_scale,
-                             content_layers=list(self.content_layers),
+                             content_layers=list(self.content_layers), perceptual=perceptual, tv=tv,
                              schedule=dict(vars(self.schedule)))
 
     def next_batch(self):
@@ -116,8 +140,14 @@ class Trainer:
         f_c = [f[:b] for f in tf]
         f_s = [f[b:] for f in tf]
         parts = {"content": content_loss(f_cs, f_c, self.content_layers), "style": style_loss(f_cs, f_s)}
+        if self.swag:  # style statistics of the softmax-smoothed taps too (Wang et al. 2021)
+            from .resnet import swag
+            parts["style"] = parts["style"] + style_loss([swag(f) for f in f_cs], [swag(f) for f in f_s])
         parts["identity1"], parts["identity2"] = identity_losses(icc, iss, c, s, f_cc, f_ss, f_c, f_s)
         parts["total"] = total_loss(parts)
+        if self.tv:
+            parts["tv"] = tv_loss(ics)
+            parts["total"] = parts["total"] + self.tv * parts["tv"]
         return parts, ics
 
     def step(self):
@@ -151,7 +181,10 @@ class Trainer:
 
     def provenance(self) -> str:
         dev = "+".join(sorted(self.devices))
-        vgg = "random-VGG" if self.vgg.description.startswith("random") else "vgg_normalised"
+        vgg = {"resnet18": "ImageNet-ResNet-18", "resnet18-swag": "ImageNet-ResNet-18+SWAG"}.get(self.perceptual) or \
+            ("random-VGG" if self.vgg.description.startswith("random") else "vgg_normalised")
+        if self.tv:
+            vgg += f"+TV {self.tv:g}"
         layers = "" if self.content_layers == CONTENT_LAYERS else f" (content at {'+'.join(self.content_layers)})"
         return (f"trained: {self.iteration} iterations, {dev}, {vgg} losses{layers}, crop {self.crop}, batch {self.batch}"
                 + (f", data: {self.data_note}" if self.data_note else ""))
@@ -265,14 +298,26 @@ def main(argv=None):
                         "(--scan kernel on CUDA: checked against the float64 loop first, parallel if it fails)")
     p.add_argument("--vgg", default=None, help="vgg_normalised.pth; default: seeded random VGG-19")
     p.add_argument("--vgg-seed", type=int, default=0)
+    p.add_argument("--perceptual", default="vgg", choices=PERCEPTUAL,
+                   help="loss network: vgg (--vgg or the random VGG-19), resnet18 (ImageNet, model/tools/resnet18/"
+                        "fetch.sh), resnet18-swag (plus style statistics of softmax-smoothed taps)")
+    p.add_argument("--resnet18", default=None, help="ResNet18.onnx (default: the NuGet cache, $MAMBAST_RESNET18)")
+    p.add_argument("--no-blur", action="store_true", help="ResNet-18 without the blur before its stride-2 layers")
+    p.add_argument("--tv", type=float, default=0.0, help="weight of a total-variation term on the stylized output")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-side", type=int, default=256, help="images are held at this short side")
+    p.add_argument("--pool-cache", default=None, metavar="DIR",
+                   help="keep the decoded, resized images here (keyed by file list, sizes and --keep-side) so a "
+                        "restart skips decoding them")
     p.add_argument("--max-scale", type=float, default=2.5)
     p.add_argument("--jitter", type=float, default=0.15)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
     p.add_argument("--ckpt-iters", type=int, default=50)
     p.add_argument("--sample-iters", type=int, default=25)
+    p.add_argument("--keep-iters", type=int, default=0,
+                   help="also keep the weights (no optimiser state) as OUT/iter_N.pt every N iterations, so runs "
+                        "that advance at different speeds can be compared at the same iteration")
     p.add_argument("--data-note", default="")
     p.add_argument("--content-layers", nargs="+", default=list(CONTENT_LAYERS), metavar="LAYER",
                    help="VGG layers of the content loss (authors: relu4_1 relu5_1, for 256 crops); "
@@ -289,8 +334,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    content = ImagePool.from_paths(a.content, a.keep_side)
-    style = ImagePool.from_paths(a.style, a.keep_side)
+    content = ImagePool.from_paths(a.content, a.keep_side, a.pool_cache)
+    style = ImagePool.from_paths(a.style, a.keep_side, a.pool_cache)
     print(f"content images: {len(content)}, style images: {len(style)}", flush=True)
     scan = a.scan or ("parallel" if a.device == "cuda" else default_cpu_scan())
     if scan == "kernel" and a.device == "cuda":
@@ -300,7 +345,8 @@ def main(argv=None):
     schedule = LrSchedule(a.lr, a.lr_final, a.schedule_start, a.warmup, a.iters)
     tr = Trainer(a.config, content, style, a.crop, a.batch, a.lr, a.device, a.seed, scan, a.vgg, a.vgg_seed,
                  a.jitter, a.max_scale, a.data_note or f"{len(content)} content / {len(style)} style images",
-                 schedule, layers, {"auto": None, "on": True, "off": False}[a.recompute_scan])
+                 schedule, layers, {"auto": None, "on": True, "off": False}[a.recompute_scan],
+                 a.perceptual, a.resnet18, not a.no_blur, a.tv)
     last = out / "last.pt"
     if a.resume and last.exists():
         tr.load(last)
@@ -316,6 +362,9 @@ def main(argv=None):
             log.write(json.dumps(rec) + "\n")
             log.flush()
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
+            if a.keep_iters and tr.iteration % a.keep_iters == 0:
+                torch.save({k: v for k, v in tr.state().items() if k not in ("optimizer",)},
+                           out / f"iter_{tr.iteration:06d}.pt")
             if tr.iteration % a.sample_iters == 0 or tr.iteration == 1:
                 c, s, o = tr.last
                 k = min(4, c.shape[0])

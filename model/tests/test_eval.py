@@ -106,3 +106,29 @@ def test_evaluate_rejects_strengths_outside_0_1(vgg, bad):
     model = build_model(get_config("tiny"), seed=1, scan_variant="sequential")
     with pytest.raises(ValueError, match="strengths"):
         evaluate(model, [smooth(7, 32)], [smooth(9, 32)], vgg, strengths=bad, log=lambda *_: None)
+
+
+def test_evaluate_scores_only_the_given_pairs_with_cached_style_grams(vgg):
+    contents, styles = [smooth(1, 32), smooth(2, 32)], [smooth(3, 32), smooth(4, 32), smooth(5, 32)]
+    pairs = [(0, 2), (1, 0), (0, 0)]
+    means, rows, sheet = evaluate(None, contents, styles, vgg, sheet_rows=2, log=lambda *_: None, pairs=pairs,
+                                  sheet_size=16)
+    assert [(r["content"], r["style"]) for r in rows if r["method"] == "reinhard"] == pairs
+    for r in rows:  # the cached style grams give the same distance as computing them per output
+        out = contents[r["content"]] if r["method"] == "content" else reinhard(contents[r["content"]], styles[r["style"]])
+        assert r["gram"] == pytest.approx(gram_distance(vgg, out, styles[r["style"]]), rel=1e-9)
+    assert tuple(sheet.shape) == (3, 2 * 18 + 2, 4 * 18 + 2)  # 2 rows of 4 tiles of 16 px, 2 px gaps
+
+
+def test_merge_of_shards_equals_the_mean_over_all_pairs(tmp_path):
+    import json
+    from mambast.evaluate import merge
+    rows = [{"content": i, "style": 0, "method": m, "ssim": i + k, "edge_corr": 0.0, "hist_hellinger": 1.0,
+             "gram": float(i)} for i in range(3) for k, m in enumerate(("content", "reinhard"))]
+    for name, part in (("a", rows[:2]), ("b", rows[2:])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"means": {"content": {}, "reinhard": {}}, "pairs": part}))
+    means, merged = merge([tmp_path / "a", tmp_path / "b"])
+    assert len(merged) == 6
+    assert means["reinhard"]["ssim"] == pytest.approx((1 + 2 + 3) / 3)
+    assert means["content"]["gram"] == pytest.approx(1.0)

@@ -223,3 +223,47 @@ def test_style_index_follows_the_style_tokens_device(monkeypatch):
     with pytest.raises(Exception):
         tr.model(c, s, seed=1)  # meta tokens: fails after the index is moved, or before on old code
     assert seen == [True]
+
+
+def _have_resnet18():
+    from mambast.resnet import default_path
+    try:
+        return default_path().exists()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not _have_resnet18(), reason="ResNet18.onnx not restored (model/tools/resnet18/fetch.sh)")
+def test_resnet18_losses_train_and_are_named_in_the_provenance():
+    big = dict(content=ImagePool(smooth_images(1, 2, 80)), style=ImagePool(smooth_images(2, 2, 80)), crop=64, batch=1)
+    plain = tiny_trainer(perceptual="resnet18", tv=0.5, **big)
+    smoothed = tiny_trainer(perceptual="resnet18-swag", **big)
+    r1, r2 = plain.step(), smoothed.step()
+    for r in (r1, r2):
+        assert all(torch.isfinite(torch.tensor(r[k])) for k in ("content", "style", "identity1", "identity2", "total"))
+    assert r1["tv"] > 0 and "tv" not in r2
+    assert r2["style"] > r1["style"]  # SWAG adds the smoothed taps' statistics to the raw ones (same data)
+    assert "ImageNet-ResNet-18+TV 0.5" in plain.provenance()
+    assert "ImageNet-ResNet-18+SWAG" in smoothed.provenance()
+    with pytest.raises(ValueError):
+        tiny_trainer(perceptual="alexnet", **big)
+    with pytest.raises(ValueError, match="crop >= 64"):
+        tiny_trainer(perceptual="resnet18")  # crop 32: the last tap would be 1x1
+
+
+def test_keep_iters_and_pool_cache(tmp_path):
+    from mambast.train import main
+    for folder, seed in (("c", 1), ("s", 2)):
+        for i, img in enumerate(smooth_images(seed, 2)):
+            write_png(tmp_path / folder / f"{i}.png", img)
+    args = ["--config", "tiny", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--crop", "32",
+            "--batch", "1", "--iters", "4", "--scan", "sequential", "--keep-iters", "2", "--sample-iters", "100",
+            "--pool-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    main(args)
+    kept = sorted(p.name for p in (tmp_path / "run").glob("iter_*.pt"))
+    assert kept == ["iter_000002.pt", "iter_000004.pt"]
+    model, prov = load_trained(tmp_path / "run" / "iter_000002.pt")
+    assert "2 iterations" in prov
+    assert len(list((tmp_path / "cache").glob("pool-*.pt"))) == 2
+    pool = ImagePool.from_paths([tmp_path / "c"], 256, tmp_path / "cache")  # served from the cache
+    assert torch.equal(pool.images[0], ImagePool.from_paths([tmp_path / "c"], 256).images[0])
