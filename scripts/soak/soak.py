@@ -386,9 +386,16 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     rc = p.wait()
-                log(f"watch run {watch_runs} did not finish in {a.stall_s:.0f} s (rc {rc}); running retry-pending")
+                # retry-pending only for jobs that are really lost: while any copy is still queued, held or
+                # delayed, a resend makes a second copy (see docs/reliability.md, "Chaos soak", the smoke finding).
+                held = {n: d for n, d in queue_depths(ctl, base_env).items()
+                        if (n == QUEUE or n.startswith(f"{QUEUE}-delay-") or n == f"{QUEUE}_quarantine") and sum(d) > 0}
+                if held:
+                    log(f"watch run {watch_runs} did not finish in {a.stall_s:.0f} s (rc {rc}); jobs still queued {held}: watching again")
+                    continue
+                log(f"watch run {watch_runs} did not finish in {a.stall_s:.0f} s (rc {rc}) and the queues are empty; running retry-pending")
                 rp = subprocess.run(["dotnet", str(CLI_DLL), "retry-pending", "--batch-id", batch_id, "--output", output,
-                                     "--older-than", f"{int(a.stall_s // 2)}s"], env=cli_env, capture_output=True, text=True)
+                                     "--older-than", "1s"], env=cli_env, capture_output=True, text=True)
                 (work / f"logs/retry-pending-{len(retry_pending_runs) + 1}.log").write_text(rp.stdout + rp.stderr)
                 retry_pending_runs.append((rp.returncode, (rp.stdout + rp.stderr).strip().splitlines()[-1:] or [""]))
                 continue
@@ -426,14 +433,19 @@ def main() -> int:
         listed = blobs.list(f"{run_id}/")
         outputs = {name: md for name, md in listed if not name.startswith(f"{run_id}/_mambast/")}
         ev_files = [name for name, _ in listed if name.startswith(f"{run_id}/_mambast/batches/{batch_id}/events-")]
-        recorded = Counter()
+        recorded = Counter()  # outcome records per job; watch's "output present" lines (it saw the output before the event) apart
+        output_present = 0
         (work / "records").mkdir(exist_ok=True)
         for name in ev_files:
             text = blobs.read(name).decode("utf-8", "replace")
             (work / "records" / name.rsplit("/", 1)[1]).write_text(text)
             for line in text.splitlines():
                 try:
-                    recorded[json.loads(line).get("jobId", "")] += 1
+                    rec = json.loads(line)
+                    if rec.get("message") == "output present":
+                        output_present += 1
+                    else:
+                        recorded[rec.get("jobId", "")] += 1
                 except ValueError:
                     recorded["<malformed>"] += 1
 
@@ -490,6 +502,8 @@ def main() -> int:
                 kind = "quarantined"
             per_job[jid] += 1
             per_kind[kind] += 1
+            if kind == "done" and msg.get("reused"):
+                per_kind["done (reused: output found, not recomputed)"] += 1
         dup_events = sum(c - 1 for c in per_job.values() if c > 1)
         dup_jobs = sorted(j for j, c in per_job.items() if c > 1)
         no_event = len({str(g(r_, "jobId", "job_id", "JobId")) for r_ in rows} - set(per_job))
@@ -522,11 +536,12 @@ def main() -> int:
             ("failed (not quarantined), by code", dict(Counter(g(r_, "errorCode", "error_code") for r_ in failed_other)) or "none"),
             ("outcome events seen (audit queue)", f"{len(events)}: " + ", ".join(f"{k} {v}" for k, v in sorted(per_kind.items()))),
             ("duplicate events (audit queue)", f"{dup_events} on {len(dup_jobs)} jobs"),
-            ("duplicate records in events-*.jsonl (watch)", f"{dup_recorded} ({sum(recorded.values())} lines, {len(ev_files)} files)"),
+            ("duplicate outcome records in events-*.jsonl (watch)", f"{dup_recorded} ({sum(recorded.values())} event lines + {output_present} 'output present' lines, {len(ev_files)} files)"),
             ("output blobs", f"{len(outputs)}"),
             ("worker kill -9 / self-exits (poison) / starts", f"{workers.kills} / {sum(workers.exits.values())} {dict(workers.exits)} / {workers.starts}"),
             ("RabbitMQ restarts (seconds down)", f"{chaos['rabbit_restarts']} ({chaos['rabbit_restart_s']} s)"),
-            ("storage requests / injected faults", f"{proxy.counts['requests']} / {proxy.counts['pre503'] + proxy.counts['lost'] + proxy.counts['post500']}"),
+            ("storage requests / injected faults / connections reset by killed workers",
+             f"{proxy.counts['requests']} / {proxy.counts['pre503'] + proxy.counts['lost'] + proxy.counts['post500']} / {proxy.counts['client_resets']}"),
             ("  503 before / lost response / 500 after (PUT)", f"{proxy.counts['pre503']} / {proxy.counts['lost']} / {proxy.counts['post500']}"),
             ("  of which on create-if-absent PUTs (lost / 500)", f"{proxy.counts['lost_put_if_none_match']} / {proxy.counts['post500_put_if_none_match']}"),
             ("peak RSS per worker process (MiB, max / median)", peak_summary(workers.peak_by_pid)),
