@@ -228,9 +228,14 @@ def drain_audit_queue(port: int, queue: str) -> list[tuple[str, dict]]:
     return events
 
 
-def queue_depths(ctl: list[str], env: dict[str, str]) -> dict[str, tuple[int, int]]:
-    r = subprocess.run(ctl + ["list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"],
-                       env=env, capture_output=True, text=True, timeout=60)
+def queue_depths(ctl: list[str], env: dict[str, str]) -> dict[str, tuple[int, int]] | None:
+    try:
+        r = subprocess.run(ctl + ["list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
+    if r.returncode != 0:
+        return None  # broker down (the restart): unknown, not empty
     out = {}
     for line in r.stdout.splitlines():
         parts = line.split()
@@ -353,7 +358,7 @@ def main() -> int:
             t0 = time.time()
             while not stop_chaos.wait(1.0):
                 if chaos["rabbit_restarts"] == 0:
-                    ready = queue_depths(ctl, base_env).get(QUEUE, (total, 0))[0]
+                    ready = (queue_depths(ctl, base_env) or {}).get(QUEUE, (total, 0))[0]
                     if ready <= total * (1 - a.rabbit_restart_at) or time.time() - t0 > 90:
                         log(f"chaos: restarting RabbitMQ ({ready} jobs ready in the queue)")
                         t = time.time()
@@ -388,9 +393,10 @@ def main() -> int:
                     rc = p.wait()
                 # retry-pending only for jobs that are really lost: while any copy is still queued, held or
                 # delayed, a resend makes a second copy (see docs/reliability.md, "Chaos soak", the smoke finding).
-                held = {n: d for n, d in queue_depths(ctl, base_env).items()
+                depths = queue_depths(ctl, base_env)
+                held = {n: d for n, d in (depths or {}).items()
                         if (n == QUEUE or n.startswith(f"{QUEUE}-delay-") or n == f"{QUEUE}_quarantine") and sum(d) > 0}
-                if held:
+                if depths is None or held:
                     log(f"watch run {watch_runs} did not finish in {a.stall_s:.0f} s (rc {rc}); jobs still queued {held}: watching again")
                     continue
                 log(f"watch run {watch_runs} did not finish in {a.stall_s:.0f} s (rc {rc}) and the queues are empty; running retry-pending")
@@ -412,12 +418,12 @@ def main() -> int:
 
         # Let late duplicates land: the job queue (ready + unacked) and the delay queues empty, or 60 s.
         for _ in range(60):
-            depths = queue_depths(ctl, base_env)
+            depths = queue_depths(ctl, base_env) or {QUEUE: (1, 0)}
             busy = sum(r_ + u for name, (r_, u) in depths.items() if name == QUEUE or name.startswith(f"{QUEUE}-delay-"))
             if busy == 0:
                 break
             time.sleep(1)
-        depths = queue_depths(ctl, base_env)
+        depths = queue_depths(ctl, base_env) or {}
         time.sleep(3)
 
         # ------------------------------------------------------------ accounting
