@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test demo contracts services-up services-down golden training-data evaluate clean native bench-imaging bench-inference bench-pipeline bench-submit
+.PHONY: help setup build test demo contracts services-up services-down golden training-data evaluate clean native bench-imaging bench-inference bench-pipeline bench-submit soak
 
 help:
 	@echo "make demo   - stylize the sample images with the bundled model, in process (no servers)"
@@ -11,6 +11,7 @@ help:
 	@echo "make contracts - regenerate contracts/schemas/*.schema.json from src/Contracts (commit the result)"
 	@echo "make services-up / services-down - local RabbitMQ + Azurite for development"
 	@echo "make training-data - the bundled model's training and held-out image folders (artifacts/training-data)"
+	@echo "make soak [SOAK_JOBS=2000] [SOAK_ARGS=...] - chaos soak: 3 workers, kill -9, RabbitMQ restart, storage faults, poison jobs (docs/reliability.md)"
 	@echo "make evaluate CHECKPOINT=... [STRENGTH='0 0.5 1'] - score a training checkpoint on the held-out images (docs/evaluation.md)"
 
 setup:
@@ -67,3 +68,8 @@ bench-pipeline: build
 
 bench-submit: build
 	@eval "$$(scripts/services.sh up)" && dotnet run -c Release --no-build --project benchmarks/Submit -- 10000 1 32 256
+
+# Opt-in (not part of make test): minutes of real RabbitMQ, Azurite and three workers under chaos, on its own ports.
+SOAK_JOBS ?= 2000
+soak: setup
+	@scripts/soak/soak.sh --jobs $(SOAK_JOBS) $(SOAK_ARGS)
