@@ -60,7 +60,7 @@ public sealed class BatchHtmlReport(IImageCodec codec, HtmlReportOptions options
             summary.AddJob(job, winners.TryGetValue(job.JobId, out var w) ? w.Status : JobStatus.Pending);
         }
 
-        await Parallel.ForEachAsync(summary.PendingToCheck.ToList(), new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
+        await Parallel.ForEachAsync(summary.PendingToCheck, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (job, ct) =>
         {
             if ((await ExistingOutputs.CheckAsync(output, job, info.Options, null, ct)).Verdict == OutputVerdict.Done)
             {
@@ -394,15 +394,11 @@ public sealed class BatchHtmlReport(IImageCodec codec, HtmlReportOptions options
 
     private static void Consider(Dictionary<Guid, Winner> winners, OutcomeRecord record, long ordinal)
     {
-        var candidate = new Winner(record.Status, record.At, record.RetryOf, ordinal);
-        if (!winners.TryGetValue(record.JobId, out var existing)
-            || (existing.Status != JobStatus.Done && (record.Status == JobStatus.Done || Rank(candidate).CompareTo(Rank(existing)) >= 0)))
+        if (!winners.TryGetValue(record.JobId, out var existing) || BatchState.Replaces(existing.Status, existing.At, existing.RetryOf, record))
         {
-            winners[record.JobId] = candidate;
+            winners[record.JobId] = new Winner(record.Status, record.At, record.RetryOf, ordinal);
         }
     }
-
-    private static (DateTimeOffset At, int Retry) Rank(Winner w) => w.RetryOf is { } failedAt ? (failedAt, 1) : (w.At, 0);
 
     private sealed record Thumbnail(string DataUri, int Width, int Height, RgbFrame Frame);
 

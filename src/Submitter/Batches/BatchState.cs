@@ -23,13 +23,17 @@ public sealed class BatchState
     public static void Merge(Dictionary<Guid, OutcomeRecord> outcomes, OutcomeRecord record)
     {
         if (!outcomes.TryGetValue(record.JobId, out var existing)
-            || (existing.Status != JobStatus.Done && (record.Status == JobStatus.Done || Rank(record).CompareTo(Rank(existing)) >= 0)))
+            || Replaces(existing.Status, existing.At, existing.RetryOf, record))
         {
             outcomes[record.JobId] = record;
         }
     }
 
-    private static (DateTimeOffset At, int Retry) Rank(OutcomeRecord record) => record.RetryOf is { } failedAt ? (failedAt, 1) : (record.At, 0);
+    /// <summary><see cref="Merge"/>'s rule on the fields it reads, for callers that keep only those fields per job.</summary>
+    public static bool Replaces(JobStatus status, DateTimeOffset at, DateTimeOffset? retryOf, OutcomeRecord record) =>
+        status != JobStatus.Done && (record.Status == JobStatus.Done || Rank(record.At, record.RetryOf).CompareTo(Rank(at, retryOf)) >= 0);
+
+    private static (DateTimeOffset At, int Retry) Rank(DateTimeOffset at, DateTimeOffset? retryOf) => retryOf is { } failedAt ? (failedAt, 1) : (at, 0);
 
     /// <summary>The pending outcome that a confirmed send of <c>retry-failed</c> stands for.</summary>
     public static OutcomeRecord Retried(EnqueuedRecord sent, DateTimeOffset failedAt) => new()
