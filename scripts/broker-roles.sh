@@ -12,7 +12,8 @@
 #               declares and reads its batch queues mambast-batch-<id> and their headers exchange
 #               mambast-batch-events; reads (binds), never writes, the event exchanges.
 #   worker      consumes <queue>; publishes ImageStylized / ImageStylizationFailed and MassTransit faults;
-#               owns <queue>_error, <queue>_skipped and <queue>-delay-<d>s (published through amq.default).
+#               owns <queue>_error, _skipped, _quarantine(_error), _isolation(_error) and <queue>-delay-<d>s
+#               (copies published through amq.default).
 #   subscriber  reads the event exchanges into its own queues, named <subscriber queue prefix>*
 #               (MAMBAST_SUBSCRIBER_QUEUES, default "mambast-events-"); writes nothing else.
 # Every role may use MassTransit's temporary bus endpoint (a name containing "_bus_").
@@ -53,9 +54,9 @@ roles=(
   "^($Q|$EVENTS|mambast-batch-.*|$BUS)\$"
 
   "${prefix}worker"
-  "^($Q|${Q}_error|${Q}_skipped|${Q}_quarantine|$Q-delay-[0-9]+s|$NS:.*|$CE|MassTransit:Fault.*|$BUS)\$"
-  "^($Q|${Q}_error|${Q}_skipped|${Q}_quarantine|$Q-delay-[0-9]+s|$EVENTS|$CE|MassTransit:Fault.*|amq\\.default|$BUS)\$"
-  "^($Q|${Q}_error|${Q}_skipped|${Q}_quarantine|$Q-delay-[0-9]+s|$NS:StylizeImage|$BUS)\$"
+  "^($Q|${Q}_(error|skipped|quarantine|quarantine_error|isolation|isolation_error)|$Q-delay-[0-9]+s|$NS:.*|$CE|MassTransit:Fault.*|$BUS)\$"
+  "^($Q|${Q}_(error|skipped|quarantine|quarantine_error|isolation|isolation_error)|$Q-delay-[0-9]+s|$EVENTS|$CE|MassTransit:Fault.*|amq\\.default|$BUS)\$"
+  "^($Q|${Q}_(error|skipped|quarantine|quarantine_error|isolation|isolation_error)|$Q-delay-[0-9]+s|$NS:StylizeImage|$BUS)\$"
 
   "${prefix}subscriber"
   "^($S.*|$EVENTS|$CE|$BUS)\$"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite (.NET and Python) against real local services and prints one closing
 # line: "N passed, N failed" (all suites added up). Exit code 0 only when nothing failed.
-#   MAMBAST_TEST_FILTER   optional dotnet test --filter expression
+#   MAMBAST_TEST_FILTER   optional dotnet test --filter expression (the soak is then left out)
+#   MAMBAST_SOAK_JOBS     jobs of the chaos soak at the end (default 2000; 0 leaves it out)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -63,6 +64,19 @@ filter=()
 [[ -n "${MAMBAST_TEST_FILTER:-}" ]] && filter=(--filter "$MAMBAST_TEST_FILTER")
 dotnet test MambaSt.Batch.sln --configuration Release --no-build --nologo \
   --logger "trx" --logger "console;verbosity=minimal" --results-directory "$RESULTS" "${filter[@]}" || status=1
+
+# The chaos soak of issue 21 (docs/reliability.md): its own services and ports; each accounting check is a test case.
+# MAMBAST_SOAK_JOBS=0 leaves it out (a quick local run); CI runs it at 2,000 jobs.
+soak_jobs="${MAMBAST_SOAK_JOBS:-2000}"
+if [[ "$soak_jobs" != 0 && -z "${MAMBAST_TEST_FILTER:-}" ]]; then
+  echo "== chaos soak: $soak_jobs jobs (scripts/soak/soak.sh)"
+  if ! SOAK_NO_BUILD=1 scripts/soak/soak.sh --jobs "$soak_jobs" --junit "$RESULTS/soak.xml"; then
+    status=1
+    if [[ ! -f "$RESULTS/soak.xml" ]]; then
+      printf '<testsuite name="chaos-soak" tests="1" failures="1"><testcase classname="soak" name="soak ran"><failure message="scripts/soak/soak.sh failed before its accounting"/></testcase></testsuite>\n' > "$RESULTS/soak.xml"
+    fi
+  fi
+fi
 
 /usr/bin/python3 scripts/test_summary.py "$RESULTS" || status=1
 exit $status

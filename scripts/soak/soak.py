@@ -277,7 +277,29 @@ def main() -> int:
     ap.add_argument("--stall-s", type=float, default=240.0, help="a watch run this long without finishing is stopped and retry-pending run")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "21")))
     ap.add_argument("--workdir", default=str(ROOT / "artifacts/soak"))
+    ap.add_argument("--junit", default="", help="also write the checks as a JUnit XML test suite here (make test reads it)")
     a = ap.parse_args()
+    code, checks = run(a)
+    if a.junit:
+        write_junit(Path(a.junit), checks or [("soak ran to its accounting", False, f"setup failed (exit {code}); see the log above")])
+    return code
+
+
+def write_junit(path: Path, checks: list[tuple[str, bool, str]]) -> None:
+    """One test case per check, so the closing 'N passed, N failed' of make test counts the soak's checks."""
+    suite = ET.Element("testsuite", name="chaos-soak", tests=str(len(checks)), failures=str(sum(1 for _, ok, _ in checks if not ok)),
+                       errors="0", skipped="0")
+    for check, ok, detail in checks:
+        case = ET.SubElement(suite, "testcase", classname="soak", name=check)
+        if not ok:
+            ET.SubElement(case, "failure", message=f"{check}: {detail}").text = detail
+        else:
+            ET.SubElement(case, "system-out").text = detail
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def run(a: argparse.Namespace) -> tuple[int, list[tuple[str, bool, str]]]:
 
     rabbit_port = int(os.environ["MAMBAST_RABBITMQ_PORT"])
     azurite_port = int(os.environ["MAMBAST_AZURITE_PORT"])
@@ -298,7 +320,7 @@ def main() -> int:
     r = subprocess.run([services, "up"], env=base_env, capture_output=True, text=True)
     if r.returncode != 0:
         log(f"services did not start: {r.stderr.strip()}")
-        return 2
+        return 2, []
 
     proxy = FaultProxy(azurite_port, 0.0, seed=a.seed).start()
     workers: Workers | None = None
@@ -346,7 +368,7 @@ def main() -> int:
         (work / "logs/submit.log").write_text(r.stdout + r.stderr)
         if r.returncode != 0:
             log(f"submit failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
-            return 2
+            return 2, []
         log(f"submitted {total} jobs in {time.time() - t_submit:.1f} s (batch {batch_id})")
 
         # Chaos: kill -9 a worker every 20-40 s; one RabbitMQ restart once a share of the jobs left the queue.
@@ -395,7 +417,7 @@ def main() -> int:
                 # delayed, a resend makes a second copy (see docs/reliability.md, "Chaos soak", the smoke finding).
                 depths = queue_depths(ctl, base_env)
                 held = {n: d for n, d in (depths or {}).items()
-                        if (n == QUEUE or n.startswith(f"{QUEUE}-delay-") or n == f"{QUEUE}_quarantine") and sum(d) > 0}
+                        if (n in (QUEUE, f"{QUEUE}_isolation", f"{QUEUE}_quarantine") or n.startswith(f"{QUEUE}-delay-")) and sum(d) > 0}
                 if depths is None or held:
                     log(f"watch run {watch_runs} did not finish in {a.stall_s:.0f} s (rc {rc}); jobs still queued {held}: watching again")
                     continue
@@ -419,7 +441,7 @@ def main() -> int:
         # Let late duplicates land: the job queue (ready + unacked) and the delay queues empty, or 60 s.
         for _ in range(60):
             depths = queue_depths(ctl, base_env) or {QUEUE: (1, 0)}
-            busy = sum(r_ + u for name, (r_, u) in depths.items() if name == QUEUE or name.startswith(f"{QUEUE}-delay-"))
+            busy = sum(r_ + u for name, (r_, u) in depths.items() if name in (QUEUE, f"{QUEUE}_isolation") or name.startswith(f"{QUEUE}-delay-"))
             if busy == 0:
                 break
             time.sleep(1)
@@ -529,7 +551,10 @@ def main() -> int:
             ("poison jobs quarantined", len(poison_rows) == a.poison and not poison_not_q,
              f"{len(poison_rows) - len(poison_not_q)} of {a.poison}" + (f"; not: {poison_not_q}" if poison_not_q else "")),
             ("every job has an outcome event", no_event == 0, f"{no_event} without"),
-            ("job and delay queues empty at the end", not any(n == QUEUE or n.startswith(f"{QUEUE}-delay-") for n in left),
+            ("no good job quarantined (isolation)", not good_quarantined,
+             f"{len(good_quarantined)}" + (f": {good_quarantined[:10]}" if good_quarantined else "")),
+            ("job, isolation and delay queues empty at the end",
+             not any(n in (QUEUE, f"{QUEUE}_isolation") or n.startswith(f"{QUEUE}-delay-") for n in left),
              ", ".join(f"{n} {r_}+{u}" for n, (r_, u) in left.items()) or "all empty"),
             (f"peak worker RSS <= {a.rss_limit_mib:.0f} MiB", peak_mib <= a.rss_limit_mib, f"{peak_mib:.0f} MiB (VmHWM)"),
             ("chaos happened (>= 1 kill -9, 1 RabbitMQ restart)", workers.kills >= 1 and chaos["rabbit_restarts"] == 1,
@@ -572,7 +597,7 @@ def main() -> int:
         print()
         failed = [c for c, ok, _ in checks if not ok]
         log(f"{'PASS' if not failed else 'FAIL: ' + '; '.join(failed)} (details in {work}/summary.json)")
-        return 0 if not failed else 1
+        return (0 if not failed else 1), checks
     finally:
         if watch_proc[0] is not None and watch_proc[0].poll() is None:
             watch_proc[0].kill()

@@ -15,6 +15,10 @@ public interface IJobRedelivery
 
     /// <summary>Keeps the message for people to inspect (the queue's _error queue).</summary>
     Task MoveToErrorQueueAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken);
+
+    /// <summary>Moves a message the broker redelivered (a worker stopped while holding it) to the isolation queue,
+    /// where it runs alone; false when it was not redelivered or this transport has no isolation queue.</summary>
+    Task<bool> TryIsolateAsync(ConsumeContext<StylizeImage> context, CancellationToken cancellationToken) => Task.FromResult(false);
 }
 
 /// <summary>For the in-process transport: no redelivery, no error queue; failures end at once.</summary>

@@ -10,11 +10,14 @@ namespace MambaSt.Batch.Processing;
 /// Answers the jobs the broker dead-lettered into the quarantine queue (past the job queue's
 /// x-delivery-limit: each worker that took the job stopped before answering it) with one
 /// ImageStylizationFailed each, code <see cref="StylizationErrorCode.Quarantined"/>, carrying the broker's
-/// delivery count. Runs no model and reads no storage, so a job that kills workers cannot kill this one.
-/// The event is published before the message is acknowledged: a crash in between answers it again (at
+/// delivery count; unless a delivery of the job wrote its output and was stopped before announcing it (the
+/// worker was killed between the write and the event): then it is answered ImageStylized (Reused), since the
+/// output is there. Runs no model and reads only the output's properties, so a job that kills workers cannot
+/// kill this one; if even that lookup fails, the job is answered Quarantined. The event is published before the message is acknowledged: a crash in between answers it again (at
 /// least once, like every event); the message then stays in the quarantine queue's consumer only until acked.
 /// </summary>
 public sealed class QuarantinedJobConsumer(
+    StylizationPipeline pipeline,
     StylizationMetrics metrics,
     IOptions<WorkerOptions> options,
     ILogger<QuarantinedJobConsumer> logger) : IConsumer<StylizeImage>
@@ -23,6 +26,15 @@ public sealed class QuarantinedJobConsumer(
     {
         var job = context.Message;
         var deliveries = DeliveryCount(context, options.Value.DeliveryLimit);
+        if (await FindDoneAsync(job, context.CancellationToken) is { } done)
+        {
+            metrics.JobCompleted(reused: true);
+            await context.Publish(done, p => p.Headers.Set(EventHeaders.BatchId, job.BatchId), context.CancellationToken);
+            logger.LogWarning("Job {JobId} of batch {BatchId} reached quarantine after {Deliveries} deliveries, but its output is there: answered done",
+                job.JobId, job.BatchId, deliveries);
+            return;
+        }
+
         metrics.JobFailed(StylizationErrorCode.Quarantined, false);
         await context.Publish(new ImageStylizationFailed
         {
@@ -40,6 +52,24 @@ public sealed class QuarantinedJobConsumer(
         logger.LogWarning("Job {JobId} of batch {BatchId} quarantined after {Deliveries} deliveries: {ContentRef}",
             job.JobId, job.BatchId, deliveries, StorageLocation.RedactSecrets(job.ContentRef));
     }
+
+    private async Task<ImageStylized?> FindDoneAsync(StylizeImage job, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(OutputLookupTimeout);
+        try
+        {
+            return await pipeline.FindDoneAsync(job, deadline.Token);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("Job {JobId} of batch {BatchId}: could not look for its output before quarantining it ({Message})",
+                job.JobId, job.BatchId, StorageLocation.RedactSecrets(ex.Message));
+            return null;
+        }
+    }
+
+    private static readonly TimeSpan OutputLookupTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>The deliveries the job had in the job queue: its x-delivery-count as dead-lettered (the broker
     /// dead-letters past the limit, so at least Worker:DeliveryLimit + 1; the quarantine queue overwrites the

@@ -21,6 +21,11 @@ public static class QueueTopology
 
     public static string ErrorQueue(WorkerOptions o) => $"{o.QueueName}_error";
 
+    /// <summary>Where a job goes that the broker redelivered (a worker that held it stopped without answering):
+    /// it is run there alone, one message per worker, so a job that kills its worker no longer takes the batch
+    /// mates it was prefetched with through the delivery limit into quarantine.</summary>
+    public static string IsolationQueue(WorkerOptions o) => $"{o.QueueName}_isolation";
+
     public static string DelayQueue(WorkerOptions o, int seconds) => $"{o.QueueName}-delay-{seconds}s";
 
     /// <summary>The job queue: quorum with a delivery limit and at-least-once dead-lettering to the quarantine
@@ -35,6 +40,10 @@ public static class QueueTopology
             ["x-overflow"] = "reject-publish",
         }
         : [];
+
+    /// <summary>The isolation queue: the job queue's arguments (its own delivery limit, dead-lettering to the
+    /// quarantine exchange), so a job that kills the worker that runs it alone is quarantined from there.</summary>
+    public static Dictionary<string, object?> IsolationQueueArguments(WorkerOptions o) => JobQueueArguments(o);
 
     /// <summary>A delay queue: its message TTL is the delay, after which the broker dead-letters the copy into
     /// the job queue's exchange; quorum ones do that at least once (a classic queue drops the copy if the broker

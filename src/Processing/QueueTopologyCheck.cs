@@ -54,7 +54,9 @@ public sealed class QueueTopologyCheck(
                 await channel.QueueBindAsync(quarantine, quarantine, "", cancellationToken: cancellationToken);
             }
 
+            await DeclareAsync(connection, QueueTopology.IsolationQueue(o), QueueTopology.IsolationQueueArguments(o), o, cancellationToken);
             await DeclareAsync(connection, QueueTopology.ErrorQueue(o), QueueTopology.ErrorQueueArguments(o), o, cancellationToken);
+            await DeclareAsync(connection, $"{QueueTopology.IsolationQueue(o)}_error", QueueTopology.ErrorQueueArguments(o), o, cancellationToken);
             await DeclareAsync(connection, $"{quarantine}_error", QueueTopology.ErrorQueueArguments(o), o, cancellationToken);
             foreach (var delay in o.EffectiveRedeliveryDelays.Distinct())
             {

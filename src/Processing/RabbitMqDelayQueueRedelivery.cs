@@ -58,7 +58,21 @@ public sealed class RabbitMqDelayQueueRedelivery(
     public Task MoveToErrorQueueAsync(ConsumeContext<StylizeImage> context, JobFailedException failure, CancellationToken cancellationToken) =>
         PublishCopyAsync(context, QueueTopology.ErrorQueue(_worker), AttemptOf(context), failure, QueueTopology.ErrorQueueArguments(_worker), cancellationToken);
 
-    private async Task PublishCopyAsync(ConsumeContext<StylizeImage> context, string queue, int attempt, JobFailedException failure,
+    /// <summary>The broker's redelivered flag is set only when a consumer took the message and did not settle it
+    /// (it died, lost its channel, or returned it on shutdown); copies from the delay queues are fresh publishes.
+    /// The copy is confirmed before the original is acknowledged (with its batch), so a crash in between leaves
+    /// two copies, not none.</summary>
+    public async Task<bool> TryIsolateAsync(ConsumeContext<StylizeImage> context, CancellationToken cancellationToken)
+    {
+        if (!context.ReceiveContext.Redelivered) return false;
+        await PublishCopyAsync(context, QueueTopology.IsolationQueue(_worker), AttemptOf(context), null,
+            QueueTopology.IsolationQueueArguments(_worker), cancellationToken);
+        logger.LogWarning("Job {JobId} of batch {BatchId}: redelivered by the broker (a worker stopped while holding it); moved to {Queue} to run alone",
+            context.Message.JobId, context.Message.BatchId, QueueTopology.IsolationQueue(_worker));
+        return true;
+    }
+
+    private async Task PublishCopyAsync(ConsumeContext<StylizeImage> context, string queue, int attempt, JobFailedException? failure,
         Dictionary<string, object?> arguments, CancellationToken cancellationToken)
     {
         var body = context.ReceiveContext.Body.GetBytes();
@@ -81,8 +95,11 @@ public sealed class RabbitMqDelayQueueRedelivery(
         }
 
         properties.Headers[AttemptHeader] = attempt;
-        properties.Headers["mambast-error-code"] = failure.Code.ToString();
-        properties.Headers["mambast-error-message"] = failure.Message.Length > 1000 ? failure.Message[..1000] : failure.Message;
+        if (failure is not null)
+        {
+            properties.Headers["mambast-error-code"] = failure.Code.ToString();
+            properties.Headers["mambast-error-message"] = failure.Message.Length > 1000 ? failure.Message[..1000] : failure.Message;
+        }
 
         await _gate.WaitAsync(cancellationToken);
         try

@@ -74,6 +74,18 @@ public sealed class StylizationPipeline(
         return outcomes;
     }
 
+    /// <summary>The completion of <paramref name="job"/> if some delivery of it wrote its output (metadata of this
+    /// job, options and model) and was stopped before it could say so; null when there is no such output.
+    /// Reads the output's properties only: no content fetch, no decode, no model run.</summary>
+    public async Task<ImageStylized?> FindDoneAsync(StylizeImage job, CancellationToken cancellationToken)
+    {
+        var existing = await storage.FindOutputAsync(job.OutputRef, cancellationToken);
+        if (existing is null || !OutputMetadata.IsSameJob(existing.Metadata, job, model.Model)) return null;
+        var s = new JobState(job);
+        ReuseOrRefuse(s, existing);
+        return s.ToOutcome(model.Model, _options.WorkerId).Completed;
+    }
+
     private async Task PrepareAsync(JobState s, CancellationToken ct)
     {
         Validate(s.Job);

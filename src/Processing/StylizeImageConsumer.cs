@@ -17,6 +17,10 @@ namespace MambaSt.Batch.Processing;
 /// so their redelivery copies and failure events are not sent twice.
 /// A fault of the whole batch that outlasts Worker:BatchRetryDelaysMs still ends in one event per job
 /// (<see cref="AnswerBatchFaultAsync"/>), so nothing stays pending in the error queue without an outcome.
+/// A message the broker redelivered (a worker stopped while holding it, perhaps killed by one of its batch
+/// mates) never reaches a batch: <see cref="IsolateRedeliveredFilter"/> moves it to the isolation queue, where
+/// it runs alone (<see cref="ConsumeAloneAsync"/>), so a job that kills workers reaches the delivery limit
+/// without its batch mates.
 /// Every event carries the transport header <see cref="BatchIdHeader"/> (the batch's watch queue
 /// routes on it). Shutdown cancellation escapes, so the batch's messages return to the queue.
 /// </summary>
@@ -32,12 +36,17 @@ public sealed class StylizeImageConsumer(
     /// <summary>Transport header on every ImageStylized / ImageStylizationFailed: the job's BatchId.</summary>
     public const string BatchIdHeader = EventHeaders.BatchId;
 
-    public async Task Consume(ConsumeContext<Batch<StylizeImage>> context)
+    public Task Consume(ConsumeContext<Batch<StylizeImage>> context) => RunAsync([.. context.Message], context);
+
+    /// <summary>A job of the isolation queue (<see cref="IsolatedJobConsumer"/>): run alone, so if it kills the
+    /// worker it takes nothing else with it.</summary>
+    public Task ConsumeAloneAsync(ConsumeContext<StylizeImage> context) => RunAsync([context], context);
+
+    private async Task RunAsync(IReadOnlyList<ConsumeContext<StylizeImage>> messages, ConsumeContext context)
     {
         // A model that keeps failing would turn the whole queue into failures: wait for a probe run to succeed.
         if (health is not null) await health.WaitReadyAsync(context.CancellationToken);
-        var messages = context.Message;
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["BatchSize"] = messages.Length });
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["BatchSize"] = messages.Count });
 
         var copies = messages.GroupBy(m => (m.Message.JobId, m.Message.OutputRef, m.Message.BatchId)).ToArray();
         foreach (var group in copies.Where(g => g.Count() > 1))
@@ -48,21 +57,20 @@ public sealed class StylizeImageConsumer(
 
         var jobs = copies.Select(g => g.First()).Where(m => !AlreadyAnswered(m)).ToArray();
         if (jobs.Length == 0) return;
-        IReadOnlyList<JobOutcome>? outcomes = null;
+        var outcomes = new JobOutcome?[jobs.Length];
         var answered = new bool[jobs.Length];
         try
         {
-            outcomes = await pipeline.RunAsync(jobs.Select(m => m.Message).ToArray(), context.CancellationToken);
-            if (outcomes.Count != jobs.Length)
+            var results = await pipeline.RunAsync(jobs.Select(m => m.Message).ToArray(), context.CancellationToken);
+            if (results.Count != jobs.Length)
             {
-                var count = outcomes.Count;
-                outcomes = null;
-                throw new InvalidOperationException($"the pipeline returned {count} outcomes for {jobs.Length} jobs");
+                throw new InvalidOperationException($"the pipeline returned {results.Count} outcomes for {jobs.Length} jobs");
             }
 
+            for (var i = 0; i < jobs.Length; i++) outcomes[i] = results[i];
             for (var i = 0; i < jobs.Length; i++)
             {
-                if (outcomes[i].Failure is { } failure)
+                if (results[i].Failure is { } failure)
                 {
                     await HandleFailureAsync(jobs[i], failure, context.CancellationToken);
                     answered[i] = true;
@@ -71,7 +79,7 @@ public sealed class StylizeImageConsumer(
 
             for (var i = 0; i < jobs.Length; i++)
             {
-                if (outcomes[i].Completed is { } completed)
+                if (results[i].Completed is { } completed)
                 {
                     await PublishCompletedAsync(jobs[i], completed, context.CancellationToken);
                     answered[i] = true;
@@ -96,8 +104,8 @@ public sealed class StylizeImageConsumer(
     /// in the error queue with no event (pending forever for the submitter), answer each job still unanswered:
     /// done ones with ImageStylized, the rest with ImageStylizationFailed (transient: submitting again may
     /// succeed). If even that cannot be published the fault escapes as before (error queue).</summary>
-    private async Task AnswerBatchFaultAsync(ConsumeContext<StylizeImage>[] jobs, IReadOnlyList<JobOutcome>? outcomes, bool[] answered,
-        Exception fault, ConsumeContext<Batch<StylizeImage>> context)
+    private async Task AnswerBatchFaultAsync(ConsumeContext<StylizeImage>[] jobs, JobOutcome?[] outcomes, bool[] answered,
+        Exception fault, ConsumeContext context)
     {
         var tries = context.GetRetryAttempt() + 1;
         logger.LogError(fault, "Delivery batch of {Count} job(s) faulted on its last try ({Tries}); answering each unanswered job", jobs.Length, tries);
@@ -107,13 +115,13 @@ public sealed class StylizeImageConsumer(
             for (var i = 0; i < jobs.Length; i++)
             {
                 if (answered[i]) continue;
-                if (outcomes?[i].Completed is { } completed)
+                if (outcomes[i]?.Completed is { } completed)
                 {
                     await PublishCompletedAsync(jobs[i], completed, CancellationToken.None);
                     continue;
                 }
 
-                var cause = outcomes?[i].Failure;
+                var cause = outcomes[i]?.Failure;
                 var failure = new JobFailedException(cause?.Code ?? classified.Code, cause?.Transient ?? true,
                     $"the worker could not finish answering this job ({tries} tries of its delivery batch): {fault.Message}" +
                     (cause is null ? "" : $"; the job itself failed with {cause.Code}: {cause.Message}"));

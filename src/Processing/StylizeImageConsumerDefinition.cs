@@ -1,4 +1,6 @@
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace MambaSt.Batch.Processing;
@@ -32,6 +34,9 @@ public sealed class StylizeImageConsumerDefinition : ConsumerDefinition<StylizeI
                 else rabbit.SetQueueArgument(key, value);
             }
         }
+
+        endpointConfigurator.UseFilter(new IsolateRedeliveredFilter(context.GetRequiredService<IJobRedelivery>(),
+            context.GetRequiredService<ILoggerFactory>().CreateLogger<IsolateRedeliveredFilter>()));
 
         consumerConfigurator.Options<BatchOptions>(batch => batch
             .SetMessageLimit(_options.BatchMessageLimit)

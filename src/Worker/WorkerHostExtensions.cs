@@ -47,6 +47,7 @@ public static class WorkerHostExtensions
         {
             bus.DisableUsageTelemetry();
             bus.AddStylizationConsumer();
+            bus.AddConsumer<IsolatedJobConsumer, IsolatedJobConsumerDefinition>();
             bus.AddConsumer<QuarantinedJobConsumer, QuarantinedJobConsumerDefinition>();
             bus.UsingRabbitMq((context, cfg) =>
             {

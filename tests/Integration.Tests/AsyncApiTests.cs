@@ -52,6 +52,8 @@ public class AsyncApiTests
         yield return ("queue", $"{queue}_error");
         yield return ("queue", QueueTopology.QuarantineQueue(new WorkerOptions()));
         yield return ("exchange", QueueTopology.QuarantineQueue(new WorkerOptions())); // the dead-letter exchange of the job queue
+        yield return ("queue", QueueTopology.IsolationQueue(new WorkerOptions()));
+        yield return ("exchange", QueueTopology.IsolationQueue(new WorkerOptions())); // MassTransit's, in front of the isolation endpoint
         yield return ("queue", $"{queue}-delay-{{seconds}}s"); // RabbitMqDelayQueueRedelivery
         foreach (var e in BatchTopology.EventExchanges) yield return ("exchange", e);
         yield return ("exchange", BatchTopology.BatchEventsExchange);

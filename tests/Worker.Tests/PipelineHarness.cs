@@ -159,9 +159,9 @@ internal sealed class PipelineHarness : IAsyncDisposable
     /// <summary>Sends to the job queue's exchange, as the submitter does: a "queue:" address would declare the
     /// queue itself (classic), which the worker's quorum queue refuses. Until a worker has bound its queue the
     /// broker returns the message (mandatory); it is sent again.</summary>
-    public async Task SendAsync(IEnumerable<StylizeImage> jobs, CancellationToken ct)
+    public async Task SendAsync(IEnumerable<StylizeImage> jobs, CancellationToken ct, string? exchange = null)
     {
-        var endpoint = await _bus!.GetSendEndpoint(new Uri($"exchange:{QueueName}"));
+        var endpoint = await _bus!.GetSendEndpoint(new Uri($"exchange:{exchange ?? QueueName}"));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
         foreach (var job in jobs)
         {

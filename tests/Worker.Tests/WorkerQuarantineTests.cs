@@ -13,7 +13,7 @@ public class WorkerQuarantineTests(LocalServices services)
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
 
     [Fact]
-    public async Task A_job_that_kills_every_worker_that_takes_it_is_quarantined_with_one_failed_event_and_its_batch_mates_finish()
+    public async Task A_job_that_kills_every_worker_that_takes_it_is_quarantined_alone_and_its_batch_mates_finish()
     {
         var ct = TestContext.Current.CancellationToken;
         await using var h = new PipelineHarness(services);
@@ -25,8 +25,10 @@ public class WorkerQuarantineTests(LocalServices services)
         {
             ["Worker__CrashOnContentMarker"] = "poison-crash",
             ["Worker__DeliveryLimit"] = "1",
-            ["Worker__BatchMessageLimit"] = "1",
-            ["Worker__PrefetchCount"] = "1",
+            // The poison and its three batch mates are taken in one delivery batch: the crash returns all four.
+            ["Worker__BatchMessageLimit"] = "4",
+            ["Worker__BatchTimeLimitMs"] = "1500",
+            ["Worker__PrefetchCount"] = "4",
         });
         // Each worker that takes the poison dies with it (SIGKILL), as on a decoder segfault; start the next.
         var worker = WorkerProcess.Start(settings);
@@ -41,7 +43,7 @@ public class WorkerQuarantineTests(LocalServices services)
                 while (!worker.HasExited && h.DistinctOutcomes < 4 && DateTime.UtcNow < deadline) await Task.Delay(100, ct);
                 log += $"--- worker {starts}\n{worker.Log}";
                 // Bounded: a broker that never quarantined would have workers started forever.
-                if (!worker.HasExited || starts >= 6) break;
+                if (!worker.HasExited || starts >= 8) break;
                 await worker.DisposeAsync();
                 worker = WorkerProcess.Start(settings);
                 starts++;
@@ -54,13 +56,42 @@ public class WorkerQuarantineTests(LocalServices services)
 
         await Task.Delay(1500, ct);
         h.DistinctOutcomes.ShouldBe(4, log);
-        var quarantined = h.Failed.ShouldHaveSingleItem();
+        var quarantined = h.Failed.ShouldHaveSingleItem(log);
         quarantined.JobId.ShouldBe(poison.JobId);
         quarantined.ErrorCode.ShouldBe(StylizationErrorCode.Quarantined);
         quarantined.AttemptCount.ShouldBe(2);
         quarantined.Transient.ShouldBeFalse();
-        h.Completed.Select(c => c.JobId).Order().ShouldBe(jobs.Select(j => j.JobId).Order());
-        starts.ShouldBe(3, "two deliveries of the poison each killed a worker; the third worker quarantined it and ran the rest");
+        h.Completed.Select(c => c.JobId).Order().ShouldBe(jobs.Select(j => j.JobId).Order(), "the batch mates ran alone after the first crash, none was quarantined");
+        starts.ShouldBe(4, "the poison killed the worker in its batch, then twice alone in the isolation queue; the fourth worker quarantined it");
+        log.ShouldContain("moved to " + h.QueueName + "_isolation");
+    }
+
+    [Fact]
+    public async Task A_quarantined_job_whose_output_a_killed_delivery_wrote_is_answered_done_not_quarantined()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var h = new PipelineHarness(services);
+        await h.StartListeningAsync(ct);
+        var jobs = await h.UploadJobsAsync(2, 64, 48, ct);
+        var (written, neverRun) = (jobs[0], jobs[1]);
+        await using var worker = WorkerProcess.Start(h.WorkerSettings());
+        await h.SendAsync([written], ct);
+        await h.WaitForOutcomesAsync(1, Patience, () => worker.Log, ct);
+        h.Completed.ShouldHaveSingleItem().Reused.ShouldBeFalse();
+
+        // What the job queue dead-letters when the worker was killed after the write and before the event, each time.
+        await h.SendAsync([written, neverRun], ct, exchange: h.QueueName + "_quarantine");
+        var deadline = DateTime.UtcNow + Patience;
+        while ((h.Completed.Count < 2 || h.Failed.IsEmpty) && DateTime.UtcNow < deadline) await Task.Delay(100, ct);
+
+        h.Completed.Count.ShouldBe(2, worker.Log);
+        var answered = h.Completed.Last();
+        answered.JobId.ShouldBe(written.JobId);
+        answered.Reused.ShouldBeTrue();
+        answered.Width.ShouldBeGreaterThan(0);
+        var quarantined = h.Failed.ShouldHaveSingleItem(worker.Log);
+        quarantined.JobId.ShouldBe(neverRun.JobId);
+        quarantined.ErrorCode.ShouldBe(StylizationErrorCode.Quarantined);
     }
 
     [Fact]
@@ -101,7 +132,7 @@ public class WorkerQuarantineTests(LocalServices services)
         await using (var admin = await connection.CreateChannelAsync(cancellationToken: ct))
         {
             (await admin.QueueDeleteAsync(h.QueueName, ifUnused: false, ifEmpty: true, cancellationToken: ct)).ShouldBe(0u);
-            foreach (var q in new[] { "_error", "_quarantine", "_quarantine_error", "-delay-1s" })
+            foreach (var q in new[] { "_error", "_quarantine", "_quarantine_error", "_isolation", "_isolation_error", "-delay-1s" })
             {
                 await admin.QueueDeleteAsync(h.QueueName + q, ifUnused: false, ifEmpty: true, cancellationToken: ct);
             }
