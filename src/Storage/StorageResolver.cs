@@ -1,9 +1,9 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Azure.Core;
 using MambaSt.Batch.Storage.AzureBlobs;
 using MambaSt.Batch.Storage.Local;
+using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -21,10 +21,15 @@ public interface IStorageResolver
     StorageTarget Resolve(string location);
 }
 
-/// <summary>Caches one store per account/container (and SAS) or local root. Thread-safe.</summary>
-internal sealed class StorageResolver(IOptions<StorageOptions> options, IServiceProvider services, ILoggerFactory? loggerFactory = null) : IStorageResolver
+/// <summary>Caches one store per account/container (and SAS) or local root, at most <see cref="MaxCachedStores"/>
+/// of them, each dropped after <see cref="CacheIdle"/> unused: a worker whose jobs each carry their own SAS would
+/// otherwise keep a store per job for its lifetime. A store that does not fit is used once, not cached. Thread-safe.</summary>
+internal sealed class StorageResolver(IOptions<StorageOptions> options, IServiceProvider services, ILoggerFactory? loggerFactory = null) : IStorageResolver, IDisposable
 {
-    private readonly ConcurrentDictionary<string, IBlobStore> _stores = new(StringComparer.Ordinal);
+    internal const int MaxCachedStores = 256;
+    internal static readonly TimeSpan CacheIdle = TimeSpan.FromMinutes(10);
+
+    private readonly MemoryCache _stores = new(new MemoryCacheOptions { SizeLimit = MaxCachedStores });
     private readonly Lazy<BlobAccount?> _defaultAccount = new(() => DefaultAccount(options.Value, services));
     private readonly Lazy<LocationPolicy> _policy = new(() => new LocationPolicy(services.GetRequiredService<IOptions<LocationPolicyOptions>>().Value, options.Value.LocalRoot));
 
@@ -60,7 +65,7 @@ internal sealed class StorageResolver(IOptions<StorageOptions> options, IService
         }
 
         var key = $"az|{account.Endpoint}|{location.Container}|{(account.Sas is null ? "" : Hash(account.Sas.Signature))}";
-        var store = _stores.GetOrAdd(key, _ => new AzureBlobStore(
+        var store = Cached(key, () => new AzureBlobStore(
             account, location.Container!, options.Value, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<AzureBlobStore>()));
         return new StorageTarget(store, location.Path);
     }
@@ -91,9 +96,22 @@ internal sealed class StorageResolver(IOptions<StorageOptions> options, IService
         }
 
         if (location.Path.EndsWith('/') && name.Length > 0 && !name.EndsWith('/')) name += "/";
-        var store = _stores.GetOrAdd($"local|{root}", _ => new LocalFolderStore(root, options.Value));
+        var store = Cached($"local|{root}", () => new LocalFolderStore(root, options.Value));
         return new StorageTarget(store, name);
     }
+
+    public void Dispose() => _stores.Dispose();
+
+    /// <summary>Stores in the cache now (expired or compacted ones are gone).</summary>
+    internal int CachedStores => _stores.Count;
+
+    private IBlobStore Cached(string key, Func<IBlobStore> create) =>
+        _stores.GetOrCreate(key, entry =>
+        {
+            entry.Size = 1;
+            entry.SlidingExpiration = CacheIdle;
+            return create();
+        })!;
 
     private static BlobAccount? DefaultAccount(StorageOptions options, IServiceProvider services)
     {

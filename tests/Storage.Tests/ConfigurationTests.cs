@@ -131,4 +131,20 @@ public sealed class ConfigurationTests(LocalServices services)
         (await TestStores.ReadAllAsync(again.Store, again.Name)).ShouldBe("hello"u8.ToArray());
         await host.StopAsync(TestContext.Current.CancellationToken);
     }
+
+    [Fact]
+    public void The_store_cache_stays_bounded_when_every_location_carries_its_own_SAS()
+    {
+        var account = BlobAccount.FromConnectionString(services.BlobConnectionString);
+        using var host = Build(new() { ["Storage:ConnectionString"] = services.BlobConnectionString });
+        var resolver = (StorageResolver)host.Services.GetRequiredService<IStorageResolver>();
+        string Location(int i) => $"{account.Endpoint}/inputs/{i}.jpg?sv=2025-01-05&sr=b&sp=r&se=2030-01-01T00%3A00%3A00Z&sig=job{i:D6}signature";
+
+        var first = resolver.Resolve(Location(0)).Store;
+        resolver.Resolve(Location(0)).Store.ShouldBeSameAs(first, "the same SAS reuses its store");
+        for (var i = 1; i < 3 * StorageResolver.MaxCachedStores; i++) resolver.Resolve(Location(i));
+
+        resolver.CachedStores.ShouldBeLessThanOrEqualTo(StorageResolver.MaxCachedStores);
+        resolver.CachedStores.ShouldBeGreaterThan(0);
+    }
 }
