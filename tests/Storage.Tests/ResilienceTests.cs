@@ -121,14 +121,17 @@ public sealed class ResilienceTests(LocalServices services)
                 o.Resilience.BreakDuration = TimeSpan.FromSeconds(1);
             });
             var store = await TestStores.AzureAsync(connection, options);
-            var blobs = Enumerable.Range(0, 60).Select(i => (Name: $"o/{i:D3}.bin", Data: TestStores.Bytes(20_000, i))).ToList();
+            // Paced to outlast the stop: from the 10th upload on, at least 13 s of uploads remain, more than Azurite's
+            // 10 s graceful stop, so the outage falls inside the run however slow the machine (at 60 uploads
+            // four at a time, a slow stop on a loaded machine could let them all finish first, failing the test with no outage).
+            var blobs = Enumerable.Range(0, 100).Select(i => (Name: $"o/{i:D3}.bin", Data: TestStores.Bytes(20_000, i))).ToList();
             var done = 0;
 
-            var uploads = Parallel.ForEachAsync(blobs, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = Ct }, async (blob, ct) =>
+            var uploads = Parallel.ForEachAsync(blobs, new ParallelOptions { MaxDegreeOfParallelism = 2, CancellationToken = Ct }, async (blob, ct) =>
             {
                 await store.PutAsync(blob.Name, new MemoryStream(blob.Data), null, ct);
                 Interlocked.Increment(ref done);
-                await Task.Delay(100, ct);
+                await Task.Delay(300, ct);
             });
             while (Volatile.Read(ref done) < 10) await Task.Delay(20, Ct);
             await azurite.StopAsync();
