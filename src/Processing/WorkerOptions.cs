@@ -96,8 +96,9 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(1, 3600)]
     public int ProbeIntervalSeconds { get; set; } = 10;
 
-    /// <summary>A batch held longer than this makes /health/live fail (a wedged process); keep it above
-    /// JobTimeoutSeconds plus the storage retry budget.</summary>
+    /// <summary>A batch held longer than this makes /health/live fail (a wedged process); keep it above a batch's
+    /// bound, ceil(BatchMessageLimit / IoParallelism) x FetchTimeoutSeconds + JobTimeoutSeconds, plus the storage
+    /// retry budget (docs/reliability.md).</summary>
     [Range(1, 86_400)]
     public int WedgedAfterSeconds { get; set; } = 900;
 
