@@ -19,5 +19,7 @@ public interface IStylizer
     /// <summary>Longest content side accepted by <see cref="Stylize"/>.</summary>
     int MaxSide { get; }
 
-    IReadOnlyList<StylizedImage> Stylize(StyleEncoding style, IReadOnlyList<ContentItem> batch);
+    /// <summary>Cancelling <paramref name="cancellationToken"/> stops the run (between the model's operators) with
+    /// <see cref="OperationCanceledException"/>.</summary>
+    IReadOnlyList<StylizedImage> Stylize(StyleEncoding style, IReadOnlyList<ContentItem> batch, CancellationToken cancellationToken = default);
 }

@@ -156,8 +156,10 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
     }
 
     /// <summary>Stylizes a batch of same-size images with one style in one ONNX Runtime run. Each item keeps its own seed
-    /// (style-token order) and strength. Sizes are reflect-padded to multiples of 8 and cropped back.</summary>
-    public IReadOnlyList<StylizedImage> Stylize(StyleEncoding style, IReadOnlyList<ContentItem> batch)
+    /// (style-token order) and strength. Sizes are reflect-padded to multiples of 8 and cropped back. Cancelling
+    /// <paramref name="cancellationToken"/> terminates the ONNX Runtime run between operators
+    /// (<see cref="OperationCanceledException"/>).</summary>
+    public IReadOnlyList<StylizedImage> Stylize(StyleEncoding style, IReadOnlyList<ContentItem> batch, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(style);
         ArgumentNullException.ThrowIfNull(batch);
@@ -224,7 +226,8 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
                             Strength = batch[i].Strength,
                         };
                     }
-                });
+                },
+                cancellationToken);
             return results;
         }
         finally
@@ -279,7 +282,7 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
 
     /// <summary>Runs stylizer.onnx; <paramref name="read"/> sees the output [batch, 3, height, width] before it is freed.</summary>
     internal void RunStylizer(Memory<float> content, int batch, int height, int width, Memory<float> styleTokens, int styleTokenCount,
-        Memory<long> styleIndex, float[] strength, OutputReader read)
+        Memory<long> styleIndex, float[] strength, OutputReader read, CancellationToken cancellationToken = default)
     {
         try
         {
@@ -289,6 +292,10 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
             using var indexValue = OrtValue.CreateTensorValueFromMemory(memory, styleIndex, [batch, height / 8 * (width / 8)]);
             using var strengthValue = OrtValue.CreateTensorValueFromMemory(strength, [batch]);
             using var runOptions = new RunOptions();
+
+            // ONNX Runtime checks the flag before the run and between operators; an already cancelled token sets it
+            // at once. Disposed before runOptions: Dispose waits for a callback in flight.
+            using var terminate = cancellationToken.Register(static o => ((RunOptions)o!).Terminate = true, runOptions);
             using var outputs = _stylizer.Run(runOptions,
                 [GraphContract.ContentInput, GraphContract.StyleTokens, GraphContract.StyleIndexInput, GraphContract.StrengthInput],
                 [contentValue, tokensValue, indexValue, strengthValue], [GraphContract.StylizedOutput]);
@@ -300,6 +307,10 @@ public sealed class MambaStEngine : IStyleEncoder, IStylizer, IDisposable
             }
 
             read(outputs[0].GetTensorDataAsSpan<float>());
+        }
+        catch (OnnxRuntimeException e) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException($"stylizer.onnx run on a batch of {batch} {width}x{height} images was cancelled", e, cancellationToken);
         }
         catch (OnnxRuntimeException e)
         {

@@ -59,13 +59,14 @@ public sealed class TiledStylizer(IStylizer stylizer, InferenceOptions options)
         return w;
     }
 
-    public StylizedImage Stylize(StyleEncoding style, ContentItem item)
+    /// <summary>Cancellation is checked before each tile batch and passed into each model run.</summary>
+    public StylizedImage Stylize(StyleEncoding style, ContentItem item, CancellationToken cancellationToken = default)
     {
         var image = item.Content;
         int width = image.Width, height = image.Height;
         if (Math.Max(width, height) <= stylizer.MaxSide && Math.Max(width, height) <= _tileSize)
         {
-            return stylizer.Stylize(style, [item])[0];
+            return stylizer.Stylize(style, [item], cancellationToken)[0];
         }
 
         if (Math.Max(width, height) > MaxTiledSide)
@@ -91,13 +92,14 @@ public sealed class TiledStylizer(IStylizer stylizer, InferenceOptions options)
         var rowWeights = new float[tileW];
         for (var first = 0; first < tiles.Count; first += _tileBatch)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var group = tiles.GetRange(first, Math.Min(_tileBatch, tiles.Count - first));
             var batch = group.Select(t => item with
             {
                 Content = Crop(image, t.X, t.Y, tileW, tileH),
                 PreserveContentColor = false,
             }).ToArray();
-            var outputs = stylizer.Stylize(style, batch);
+            var outputs = stylizer.Stylize(style, batch, cancellationToken);
             for (var k = 0; k < group.Count; k++)
             {
                 var (x0, y0, col, row) = group[k];

@@ -13,7 +13,10 @@ namespace MambaSt.Batch.Processing;
 /// style cache), one model run per (style, size) group, encode and write each output (create-if-absent).
 /// Every job gets its own outcome; one bad image never fails its batch mates. Transient failures are
 /// retried in process; what still fails is returned as a failure for the caller to redeliver.
-/// Cancellation of <c>cancellationToken</c> (shutdown) propagates as <see cref="OperationCanceledException"/>.
+/// Deadlines are per job: Worker:FetchTimeoutSeconds bounds a job's output lookup, content read and decode;
+/// Worker:JobTimeoutSeconds, counted from the end of its decode, bounds the rest. A job past its deadline fails
+/// alone with Timeout. Cancellation of <c>cancellationToken</c> (shutdown) propagates as
+/// <see cref="OperationCanceledException"/>.
 /// Thread-safe; one instance per process.
 /// </summary>
 public sealed class StylizationPipeline(
@@ -38,28 +41,19 @@ public sealed class StylizationPipeline(
         metrics.Batch(jobs.Count);
         using var held = health?.BatchInHand();
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(_options.JobTimeoutSeconds));
-        var ct = timeout.Token;
-
         var states = jobs.Select(j => new JobState(j)).ToArray();
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.IoParallelism, CancellationToken = ct };
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.IoParallelism, CancellationToken = cancellationToken };
+        var fetchTimeout = TimeSpan.FromSeconds(_options.FetchTimeoutSeconds);
 
-        try
+        await Parallel.ForEachAsync(states, parallel, async (s, token) =>
         {
-            await Parallel.ForEachAsync(states, parallel, async (s, token) => await Guard(s, () => PrepareAsync(s, token), token));
-            await EncodeStylesAsync(states.Where(s => s.Pending).ToArray(), ct);
-            await InferAsync(states.Where(s => s.Pending).ToArray(), ct);
-            await Parallel.ForEachAsync(states.Where(s => s.Pending), parallel, async (s, token) => await Guard(s, () => WriteAsync(s, token), token));
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            foreach (var s in states.Where(s => s.Pending))
-            {
-                s.Fail(new JobFailedException(StylizationErrorCode.Timeout, true,
-                    $"job did not finish within Worker:JobTimeoutSeconds={_options.JobTimeoutSeconds}"));
-            }
-        }
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(token);
+            deadline.CancelAfter(fetchTimeout);
+            await Guard([s], cancellationToken, deadline.Token, () => PrepareAsync(s, deadline.Token));
+            s.Deadline = Stopwatch.GetTimestamp() + (long)(_options.JobTimeoutSeconds * (double)Stopwatch.Frequency);
+        });
+        await EncodeStylesAsync(states.Where(s => s.Pending).ToArray(), cancellationToken);
+        await InferAsync(states.Where(s => s.Pending).ToArray(), parallel, cancellationToken);
 
         var outcomes = states.Select(s => s.ToOutcome(model.Model, _options.WorkerId)).ToArray();
         foreach (var o in outcomes)
@@ -95,6 +89,7 @@ public sealed class StylizationPipeline(
             Process.GetCurrentProcess().Kill();
         }
 
+        s.Stage = "fetch (output lookup)";
         var existing = await Retry(() => storage.FindOutputAsync(s.Job.OutputRef, ct), ct);
         if (existing is not null && OutputMetadata.Get(existing.Metadata, OutputMetadata.JobId) is null)
         {
@@ -110,13 +105,27 @@ public sealed class StylizationPipeline(
             return;
         }
 
+        s.Stage = "fetch (content read)";
         var sw = Stopwatch.StartNew();
         var bytes = await Retry(() => storage.ReadAsync(s.Job.ContentRef, _options.MaxInputBytes, ct), ct);
         s.FetchMs += sw.Elapsed.TotalMilliseconds;
 
+        s.Stage = "decode";
         sw.Restart();
         var maxSide = Math.Min(s.Job.Options.MaxSide > 0 ? s.Job.Options.MaxSide : StylizeOptions.DefaultMaxSide, model.MaxSide);
-        s.Content = codec.Decode(bytes, maxSide);
+        var decoding = Task.Run(() => codec.Decode(bytes, maxSide), CancellationToken.None);
+        try
+        {
+            s.Content = await decoding.WaitAsync(ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // A decode cannot be interrupted from here: it runs on until it ends or Imaging:DecodeTimeout stops
+            // it, and its result is dropped (observed, so a late failure is not an unobserved task exception).
+            _ = decoding.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            throw;
+        }
+
         s.DecodeMs = sw.Elapsed.TotalMilliseconds;
         metrics.Stage("fetch", s.FetchMs);
         metrics.Stage("decode", s.DecodeMs);
@@ -161,12 +170,16 @@ public sealed class StylizationPipeline(
             + $"differs in {OutputMetadata.Differences(existing.Metadata, s.Job, model.Model)}; refusing to overwrite (submit --overwrite replaces it)"));
     }
 
-    private async Task EncodeStylesAsync(JobState[] pending, CancellationToken ct)
+    private async Task EncodeStylesAsync(JobState[] pending, CancellationToken shutdown)
     {
         foreach (var group in pending.GroupBy(s => s.Job.StyleRef, StringComparer.Ordinal))
         {
-            var members = group.ToArray();
-            await Guard(members, ct, async () =>
+            shutdown.ThrowIfCancellationRequested();
+            var members = Unexpired(group, "style");
+            if (members.Length == 0) continue;
+            using var deadline = Until(members, shutdown);
+            var ct = deadline.Token;
+            await Guard(members, shutdown, ct, async () =>
             {
                 var sw = Stopwatch.StartNew();
                 if (styles is null || !styles.TryGet(group.Key, out var bytes))
@@ -194,14 +207,19 @@ public sealed class StylizationPipeline(
         }
     }
 
-    private async Task InferAsync(JobState[] pending, CancellationToken ct)
+    /// <summary>One run per (style, size) group, each group's outputs written before the next group runs: a group
+    /// that runs long (until its jobs' deadline) does not make the jobs of groups before it late.</summary>
+    private async Task InferAsync(JobState[] pending, ParallelOptions parallel, CancellationToken shutdown)
     {
-        var groups = pending.GroupBy(s => (s.StyleHash, s.Content!.Width, s.Content.Height));
+        var groups = pending.Where(s => s.Pending).GroupBy(s => (s.StyleHash, s.Content!.Width, s.Content.Height));
         foreach (var group in groups)
         {
-            ct.ThrowIfCancellationRequested();
-            var members = group.ToArray();
-            await Guard(members, ct, () =>
+            shutdown.ThrowIfCancellationRequested();
+            var members = Unexpired(group, "inference");
+            if (members.Length == 0) continue;
+            using var deadline = Until(members, shutdown);
+            var ct = deadline.Token;
+            await Guard(members, shutdown, ct, () =>
             {
                 using var activity = StylizationMetrics.ActivitySource.StartActivity("inference");
                 activity?.SetTag("mambast.inference.batch_size", members.Length);
@@ -210,7 +228,7 @@ public sealed class StylizationPipeline(
                 IReadOnlyList<RgbFrame> results;
                 try
                 {
-                    results = model.Stylize(members[0].Style!, items);
+                    results = model.Stylize(members[0].Style!, items, ct);
                 }
                 catch (Exception ex) when (ErrorClassifier.Classify(ex).Code == StylizationErrorCode.ModelError)
                 {
@@ -232,6 +250,13 @@ public sealed class StylizationPipeline(
                 }
 
                 return Task.CompletedTask;
+            });
+
+            await Parallel.ForEachAsync(members.Where(s => s.Pending), parallel, async (s, token) =>
+            {
+                if (Unexpired([s], "write").Length == 0) return;
+                using var writeDeadline = Until([s], token);
+                await Guard([s], shutdown, writeDeadline.Token, () => WriteAsync(s, writeDeadline.Token));
             });
         }
     }
@@ -269,21 +294,63 @@ public sealed class StylizationPipeline(
         s.Done = true;
     }
 
-    private Task Guard(JobState s, Func<Task> work, CancellationToken ct) => Guard([s], ct, work);
+    /// <summary>The members still within their deadline; the others fail with Timeout before <paramref name="stage"/>.</summary>
+    private JobState[] Unexpired(IEnumerable<JobState> group, string stage)
+    {
+        var now = Stopwatch.GetTimestamp();
+        var members = new List<JobState>();
+        foreach (var s in group)
+        {
+            if (!s.Pending) continue;
+            s.Stage = stage;
+            if (s.Deadline > now)
+            {
+                members.Add(s);
+                continue;
+            }
 
-    /// <summary>Runs work for some jobs; any failure but the batch's own cancellation (shutdown or
-    /// Worker:JobTimeoutSeconds, through <paramref name="ct"/>) becomes those jobs' outcome. A
-    /// cancellation from elsewhere (a client's own timeout) fails these jobs only.</summary>
-    private async Task Guard(JobState[] members, CancellationToken ct, Func<Task> work)
+            TimedOut(s, null);
+        }
+
+        return [.. members];
+    }
+
+    /// <summary>A token cancelled by <paramref name="outer"/> or once the last of <paramref name="members"/>' deadlines
+    /// has passed: work shared by several jobs stops only when none of them has time left.</summary>
+    private static CancellationTokenSource Until(IReadOnlyList<JobState> members, CancellationToken outer)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(outer);
+        var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), members.Max(m => m.Deadline));
+        cts.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+        return cts;
+    }
+
+    private void TimedOut(JobState s, Exception? cause)
+    {
+        var (setting, seconds) = s.Deadline == 0 ? ("Worker:FetchTimeoutSeconds", _options.FetchTimeoutSeconds) : ("Worker:JobTimeoutSeconds", _options.JobTimeoutSeconds);
+        var failure = new JobFailedException(StylizationErrorCode.Timeout, true, $"job did not finish its {s.Stage} within {setting}={seconds}", cause);
+        s.Fail(failure);
+        logger.LogWarning("Job {JobId} of batch {BatchId} failed: {ErrorCode} (transient: {Transient}): {Message}",
+            s.Job.JobId, s.Job.BatchId, failure.Code, failure.Transient, failure.Message);
+    }
+
+    /// <summary>Runs work for some jobs. Shutdown (<paramref name="shutdown"/>) propagates; the jobs' own deadline
+    /// (<paramref name="deadline"/>) fails them with Timeout; any other failure, a cancellation from elsewhere (a
+    /// client's own timeout) included, becomes those jobs' outcome. Their batch mates go on.</summary>
+    private async Task Guard(JobState[] members, CancellationToken shutdown, CancellationToken deadline, Func<Task> work)
     {
         if (members.All(m => !m.Pending)) return;
         try
         {
             await work();
         }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
             throw;
+        }
+        catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
+        {
+            foreach (var m in members.Where(m => m.Pending)) TimedOut(m, ex);
         }
         catch (Exception ex)
         {
@@ -320,6 +387,12 @@ public sealed class StylizationPipeline(
         private readonly long _started = Stopwatch.GetTimestamp();
 
         public StylizeImage Job { get; } = job;
+
+        /// <summary>Where the job is, for a Timeout's message.</summary>
+        public string Stage { get; set; } = "fetch";
+
+        /// <summary>Stopwatch timestamp after which the rest of the job (Worker:JobTimeoutSeconds) is late; 0 while it fetches.</summary>
+        public long Deadline { get; set; }
 
         public RgbFrame? Content { get; set; }
 

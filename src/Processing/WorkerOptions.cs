@@ -48,8 +48,14 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(1, 64)]
     public int IoParallelism { get; set; } = 8;
 
-    /// <summary>Time a job may take end to end before it fails with Timeout.</summary>
-    [Range(1, 3600)]
+    /// <summary>Time one job's output lookup, content read and decode may take before that job alone fails with
+    /// Timeout (its batch mates go on).</summary>
+    [Range(1, 3600, ErrorMessage = "Worker:FetchTimeoutSeconds must be 1..3600 seconds: the deadline of one job's output lookup, content read and decode")]
+    public int FetchTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Time a job may take after its fetch and decode (style, inference, encode and write) before it fails
+    /// with Timeout. A model run shared by several jobs is cancelled once every one of them is past its deadline.</summary>
+    [Range(1, 3600, ErrorMessage = "Worker:JobTimeoutSeconds must be 1..3600 seconds: the deadline of one job's style, inference and write")]
     public int JobTimeoutSeconds { get; set; } = 300;
 
     /// <summary>How long shutdown waits for the batch in hand (keep the pod's grace period above it).</summary>
@@ -90,8 +96,9 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(1, 3600)]
     public int ProbeIntervalSeconds { get; set; } = 10;
 
-    /// <summary>A batch held longer than this makes /health/live fail (a wedged process); keep it above
-    /// JobTimeoutSeconds plus the storage retry budget.</summary>
+    /// <summary>A batch held longer than this makes /health/live fail (a wedged process); keep it above a batch's
+    /// bound, ceil(BatchMessageLimit / IoParallelism) x FetchTimeoutSeconds + JobTimeoutSeconds, plus the storage
+    /// retry budget (docs/reliability.md).</summary>
     [Range(1, 86_400)]
     public int WedgedAfterSeconds { get; set; } = 900;
 

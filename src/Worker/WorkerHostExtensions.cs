@@ -173,9 +173,13 @@ internal sealed class ModelProbe(IStyleTransfer model, ModelHealth health, IOpti
             {
                 var frame = Synthetic(64);
                 var style = model.GetStyle("mambast-probe", () => Synthetic(64), out _);
-                model.Stylize(style, [new StylizeItem(frame, 1, 1f, false)]);
+                model.Stylize(style, [new StylizeItem(frame, 1, 1f, false)], stoppingToken);
                 health.RunSucceeded();
                 logger.LogInformation("Probe run succeeded; taking jobs again");
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
             }
             catch (Exception ex)
             {

@@ -15,8 +15,8 @@ public class EndToEndTests
         var style = Golden.SmoothImage(80, 48, 1);
         var content = Golden.SmoothImage(64, 64, 2);
 
-        var first = Engine.Stylize(Engine.EncodeStyle(style), [Item(content, 5)])[0].Pixels.Rgb.ToArray();
-        var second = Engine.Stylize(Engine.EncodeStyle(style), [Item(content, 5)])[0].Pixels.Rgb.ToArray();
+        var first = Engine.Stylize(Engine.EncodeStyle(style), [Item(content, 5)], TestContext.Current.CancellationToken)[0].Pixels.Rgb.ToArray();
+        var second = Engine.Stylize(Engine.EncodeStyle(style), [Item(content, 5)], TestContext.Current.CancellationToken)[0].Pixels.Rgb.ToArray();
 
         second.ShouldBe(first);
         first.ShouldNotBe(content.Rgb.ToArray());
@@ -28,7 +28,7 @@ public class EndToEndTests
         var style = Engine.EncodeStyle(Golden.SmoothImage(64, 64, 3));
         var content = Golden.SmoothImage(64, 64, 4);
 
-        var results = Engine.Stylize(style, [Item(content, 1), Item(content, 2)]);
+        var results = Engine.Stylize(style, [Item(content, 1), Item(content, 2)], TestContext.Current.CancellationToken);
 
         results[0].Pixels.Rgb.ToArray().ShouldNotBe(results[1].Pixels.Rgb.ToArray());
         results.Select(r => r.Seed).ShouldBe([1UL, 2UL]);
@@ -41,9 +41,9 @@ public class EndToEndTests
         var a = Golden.SmoothImage(40, 32, 6);
         var b = Golden.SmoothImage(40, 32, 7);
 
-        var batch = Engine.Stylize(style, [Item(a, 3, 1f), Item(b, 4, 0.5f)]);
-        var singleA = Engine.Stylize(style, [Item(a, 3, 1f)])[0];
-        var singleB = Engine.Stylize(style, [Item(b, 4, 0.5f)])[0];
+        var batch = Engine.Stylize(style, [Item(a, 3, 1f), Item(b, 4, 0.5f)], TestContext.Current.CancellationToken);
+        var singleA = Engine.Stylize(style, [Item(a, 3, 1f)], TestContext.Current.CancellationToken)[0];
+        var singleB = Engine.Stylize(style, [Item(b, 4, 0.5f)], TestContext.Current.CancellationToken)[0];
 
         MaxByteDiff(batch[0].Pixels, singleA.Pixels).ShouldBeLessThanOrEqualTo(1);
         MaxByteDiff(batch[1].Pixels, singleB.Pixels).ShouldBeLessThanOrEqualTo(1);
@@ -55,7 +55,7 @@ public class EndToEndTests
         var style = Engine.EncodeStyle(Golden.SmoothImage(37, 29, 8));
         var content = Golden.SmoothImage(45, 70, 9);
 
-        var result = Engine.Stylize(style, [Item(content, 1)])[0].Pixels;
+        var result = Engine.Stylize(style, [Item(content, 1)], TestContext.Current.CancellationToken)[0].Pixels;
 
         (result.Width, result.Height).ShouldBe((45, 70));
         result.Rgb.Length.ShouldBe(45 * 70 * 3);
@@ -82,8 +82,8 @@ public class EndToEndTests
         var style = Engine.EncodeStyle(Golden.SmoothImage(64, 64, 11));
         var content = Golden.SmoothImage(32, 32, 12);
 
-        var plain = Engine.Stylize(style, [Item(content, 1)])[0].Pixels.Rgb.ToArray();
-        var kept = Engine.Stylize(style, [Item(content, 1) with { PreserveContentColor = true }])[0].Pixels.Rgb.ToArray();
+        var plain = Engine.Stylize(style, [Item(content, 1)], TestContext.Current.CancellationToken)[0].Pixels.Rgb.ToArray();
+        var kept = Engine.Stylize(style, [Item(content, 1) with { PreserveContentColor = true }], TestContext.Current.CancellationToken)[0].Pixels.Rgb.ToArray();
 
         ChromaDistance(kept, content.Rgb.ToArray()).ShouldBeLessThan(ChromaDistance(plain, content.Rgb.ToArray()));
     }
@@ -125,6 +125,23 @@ public class EndToEndTests
         Should.Throw<ArgumentException>(() => Engine.Stylize(style, [Item(Golden.SmoothImage(32, 32, 1), 1), Item(Golden.SmoothImage(40, 32, 1), 1)]));
         Should.Throw<ArgumentOutOfRangeException>(() => Engine.Stylize(style, [Item(Golden.SmoothImage(32, 32, 1), 1, 1.5f)]));
         Should.Throw<ArgumentOutOfRangeException>(() => Engine.Stylize(style, [Item(Golden.SmoothImage(32, 32, 1), 1, float.NaN)]));
+    }
+
+    [Fact]
+    public void A_cancelled_token_terminates_the_ONNX_Runtime_run_and_the_next_run_is_unaffected()
+    {
+        var style = Engine.EncodeStyle(Golden.SmoothImage(32, 32, 1));
+        var content = Golden.SmoothImage(32, 32, 2);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+
+        var cancelled = Should.Throw<OperationCanceledException>(() => Engine.Stylize(style, [Item(content, 1)], cts.Token));
+
+        // ONNX Runtime's own refusal (RunOptions.Terminate), not a check before the run.
+        cancelled.InnerException.ShouldBeOfType<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>();
+        cancelled.CancellationToken.ShouldBe(cts.Token);
+        Engine.Stylize(style, [Item(content, 1)], TestContext.Current.CancellationToken)[0].Pixels.Rgb.ToArray()
+            .ShouldBe(Engine.Stylize(style, [Item(content, 1)], TestContext.Current.CancellationToken)[0].Pixels.Rgb.ToArray());
     }
 
     [Fact]

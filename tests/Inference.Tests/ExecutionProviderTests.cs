@@ -62,7 +62,7 @@ public class ExecutionProviderTests
         logger.Entries.ShouldContain(e => e.Level == LogLevel.Warning && e.Message.Contains("CUDA requested but unavailable"));
         logger.Entries.ShouldContain(e => e.Level == LogLevel.Information && e.Message.Contains("on execution provider Cpu"));
         var style = engine.EncodeStyle(Golden.SmoothImage(32, 32, 1));
-        engine.Stylize(style, [new ContentItem { Content = Golden.SmoothImage(32, 32, 2), Seed = 1 }]).Count.ShouldBe(1);
+        engine.Stylize(style, [new ContentItem { Content = Golden.SmoothImage(32, 32, 2), Seed = 1 }], TestContext.Current.CancellationToken).Count.ShouldBe(1);
     }
 
     private static bool CudaProviderBuiltIn =>

@@ -113,7 +113,7 @@ public class FusedScanTests
 
         float[] actual = [];
         engine.RunStylizer(content.Floats(), b, h, w, tokens.Floats(), (int)tokens.Shape[1], index.Int64s(), strength.Floats(),
-            output => actual = output.ToArray());
+            output => actual = output.ToArray(), TestContext.Current.CancellationToken);
 
         actual.Length.ShouldBe(expected.Length);
         Golden.MaxAbsDiff(actual, expected).ShouldBeLessThan(Golden.Tolerance);

@@ -58,7 +58,7 @@ public class TelemetryTests
         var home = Environment.GetEnvironmentVariable(ChildVariable);
         using var engine = MambaStEngine.Create(Golden.Options("sequential"));
         var style = engine.EncodeStyle(Golden.SmoothImage(32, 32, 1));
-        engine.Stylize(style, [new ContentItem { Content = Golden.SmoothImage(32, 32, 2), Seed = 1 }]).Count.ShouldBe(1);
+        engine.Stylize(style, [new ContentItem { Content = Golden.SmoothImage(32, 32, 2), Seed = 1 }], TestContext.Current.CancellationToken).Count.ShouldBe(1);
         if (!string.IsNullOrEmpty(home))
         {
             Environment.GetEnvironmentVariable("HOME").ShouldBe(home);

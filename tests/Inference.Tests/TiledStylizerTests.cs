@@ -16,12 +16,17 @@ public class TiledStylizerTests
 
         public int MaxSide => 64;
 
-        public IReadOnlyList<StylizedImage> Stylize(StyleEncoding style, IReadOnlyList<ContentItem> batch)
+        /// <summary>Called after each run is counted (e.g. to cancel the token of the tiled call).</summary>
+        public Action? AfterRun { get; set; }
+
+        public IReadOnlyList<StylizedImage> Stylize(StyleEncoding style, IReadOnlyList<ContentItem> batch, CancellationToken cancellationToken = default)
         {
             lock (BatchSizes)
             {
                 BatchSizes.Add(batch.Count);
             }
+
+            AfterRun?.Invoke();
 
             return batch.Select(item =>
             {
@@ -57,7 +62,7 @@ public class TiledStylizerTests
         var fake = new FakeStylizer(identity: true);
         var image = Golden.SmoothImage(150, 90, 1);
 
-        var result = new TiledStylizer(fake, Tiles(64, 16, 3)).Stylize(Style, new ContentItem { Content = image, Seed = 1 });
+        var result = new TiledStylizer(fake, Tiles(64, 16, 3)).Stylize(Style, new ContentItem { Content = image, Seed = 1 }, TestContext.Current.CancellationToken);
 
         result.Pixels.Rgb.ToArray().ShouldBe(image.Rgb.ToArray());
         fake.BatchSizes.Sum().ShouldBe(3 * 2);
@@ -75,7 +80,7 @@ public class TiledStylizerTests
             rgb[3 * p + 1] = (byte)(p / 200 / 10);
         }
 
-        var result = new TiledStylizer(fake, Tiles(64, 16, 4)).Stylize(Style, new ContentItem { Content = new RgbPixels(rgb, 200, 120), Seed = 1 });
+        var result = new TiledStylizer(fake, Tiles(64, 16, 4)).Stylize(Style, new ContentItem { Content = new RgbPixels(rgb, 200, 120), Seed = 1 }, TestContext.Current.CancellationToken);
 
         // neighbouring tiles differ by up to 120 levels; blended over 16 px the step between adjacent pixels stays small
         MaxAdjacentStep(result.Pixels).ShouldBeLessThanOrEqualTo(120 / 16 + 2);
@@ -90,8 +95,8 @@ public class TiledStylizerTests
         Array.Fill(uniform, (byte)128);
         var item = new ContentItem { Content = new RgbPixels(uniform, 160, 96), Seed = 3 };
 
-        var tiled = new TiledStylizer(engine, Tiles(64, 16, 4)).Stylize(style, item).Pixels;
-        var whole = engine.Stylize(style, [item])[0].Pixels;
+        var tiled = new TiledStylizer(engine, Tiles(64, 16, 4)).Stylize(style, item, TestContext.Current.CancellationToken).Pixels;
+        var whole = engine.Stylize(style, [item], TestContext.Current.CancellationToken)[0].Pixels;
 
         (tiled.Width, tiled.Height).ShouldBe((160, 96));
         // Tiles see their own borders and the same style statistics; blending must not add steps larger than the
@@ -100,10 +105,23 @@ public class TiledStylizerTests
     }
 
     [Fact]
+    public void Cancellation_stops_before_the_next_tile_batch()
+    {
+        using var cts = new CancellationTokenSource();
+        var fake = new FakeStylizer(identity: true) { AfterRun = cts.Cancel };
+        var image = Golden.SmoothImage(200, 120, 1);
+
+        Should.Throw<OperationCanceledException>(() => new TiledStylizer(fake, Tiles(64, 16, 2)).Stylize(Style, new ContentItem { Content = image, Seed = 1 }, cts.Token));
+
+        // 4 x 3 tiles in batches of 2: six runs without cancellation; the first one cancelled, so no second.
+        fake.BatchSizes.ShouldBe([2]);
+    }
+
+    [Fact]
     public void Images_small_enough_for_one_run_are_not_tiled()
     {
         var fake = new FakeStylizer(identity: true);
-        new TiledStylizer(fake, Tiles(64, 16, 4)).Stylize(Style, new ContentItem { Content = Golden.SmoothImage(60, 40, 1), Seed = 1 });
+        new TiledStylizer(fake, Tiles(64, 16, 4)).Stylize(Style, new ContentItem { Content = Golden.SmoothImage(60, 40, 1), Seed = 1 }, TestContext.Current.CancellationToken);
         fake.BatchSizes.ShouldBe([1]);
     }
 

@@ -16,11 +16,28 @@ internal sealed class FakeStorage : IJobStorage
     /// <summary>Thrown by ReadAsync for these locations (e.g. a storage client's own timeout).</summary>
     public ConcurrentDictionary<string, Exception> ReadExceptions { get; } = new();
 
+    /// <summary>ReadAsync of these locations never answers: it waits until its token is cancelled.</summary>
+    public ConcurrentDictionary<string, bool> Hangs { get; } = new();
+
+    /// <summary>Completed when a read of a location in <see cref="Hangs"/> has begun.</summary>
+    public TaskCompletionSource HangStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public int Reads;
 
-    public Task<ReadOnlyMemory<byte>> ReadAsync(string location, long maxBytes, CancellationToken cancellationToken)
+    public async Task<ReadOnlyMemory<byte>> ReadAsync(string location, long maxBytes, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref Reads);
+        if (Hangs.ContainsKey(location))
+        {
+            HangStarted.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
+        return await Read(location);
+    }
+
+    private Task<ReadOnlyMemory<byte>> Read(string location)
+    {
         if (ReadExceptions.TryGetValue(location, out var exception)) throw exception;
         if (TransientFailuresLeft.TryGetValue(location, out var left) && left > 0)
         {
@@ -46,8 +63,12 @@ internal sealed class FakeCodec : IJobImageCodec
 {
     public static byte[] Image(byte width, byte height, byte fill = 7) => [width, height, fill, 0];
 
+    /// <summary>Decoding an image whose fill byte is 0xDD blocks until this is set (a decode that runs long).</summary>
+    public ManualResetEventSlim SlowDecodes { get; } = new();
+
     public RgbFrame Decode(ReadOnlyMemory<byte> data, int maxSide)
     {
+        if (data.Length == 4 && data.Span[2] == 0xDD) SlowDecodes.Wait();
         var span = data.Span;
         if (span.Length == 4 && span[3] == 0xEE)
         {
@@ -95,9 +116,23 @@ internal sealed class FakeModel : IStyleTransfer
     /// <summary>When set, every run throws it (a model that keeps failing).</summary>
     public Exception? ThrowOnRun { get; set; }
 
-    public IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items)
+    /// <summary>Runs of content images this wide never end on their own: they wait for their token, as an
+    /// ONNX Runtime run stops between operators when terminated.</summary>
+    public int HangOnWidth { get; set; } = -1;
+
+    /// <summary>Completed when a run that hangs (<see cref="HangOnWidth"/>) has begun.</summary>
+    public TaskCompletionSource HangStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items, CancellationToken cancellationToken)
     {
         if (ThrowOnRun is { } failure) throw failure;
+        if (items[0].Content.Width == HangOnWidth)
+        {
+            HangStarted.TrySetResult();
+            cancellationToken.WaitHandle.WaitOne();
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
         RunSizes.Enqueue(items.Count);
         if (items.Select(i => (i.Content.Width, i.Content.Height)).Distinct().Count() != 1)
         {

@@ -178,6 +178,118 @@ public class StylizationPipelineTests
     }
 
     [Fact]
+    public async Task A_content_read_that_hangs_fails_that_job_alone_after_FetchTimeoutSeconds_and_its_batch_mates_complete()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/3"] = FakeCodec.Image(16, 16);
+        _storage.Hangs["in/2"] = true;
+
+        // JobTimeoutSeconds is short too: a deadline for the whole batch (before issue 21) failed all three.
+        var outcomes = await Pipeline(o => (o.FetchTimeoutSeconds, o.JobTimeoutSeconds) = (1, 5)).RunAsync([Job("1"), Job("2"), Job("3")], TestContext.Current.CancellationToken);
+
+        outcomes[0].Completed.ShouldNotBeNull();
+        outcomes[2].Completed.ShouldNotBeNull();
+        var failure = outcomes[1].Failure.ShouldNotBeNull();
+        failure.Code.ShouldBe(StylizationErrorCode.Timeout);
+        failure.Transient.ShouldBeTrue();
+        failure.Message.ShouldContain("Worker:FetchTimeoutSeconds=1");
+        failure.Message.ShouldContain("fetch (content read)");
+        _storage.Outputs.Keys.Order().ShouldBe(["out/1", "out/3"]);
+        _model.RunSizes.ShouldBe([2]);
+    }
+
+    [Fact]
+    public async Task A_decode_that_runs_past_FetchTimeoutSeconds_fails_that_job_alone()
+    {
+        var codec = new FakeCodec();
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16, 0xDD);
+        var options = new WorkerOptions { FetchTimeoutSeconds = 1, WorkerId = "test-worker" };
+        var pipeline = new StylizationPipeline(_storage, codec, _model, _metrics, Options.Create(options), new Logger<StylizationPipeline>(new LoggerFactory([_logs])));
+        try
+        {
+            var outcomes = await pipeline.RunAsync([Job("1"), Job("2")], TestContext.Current.CancellationToken);
+
+            var failure = outcomes[1].Failure.ShouldNotBeNull();
+            failure.Code.ShouldBe(StylizationErrorCode.Timeout);
+            failure.Message.ShouldContain("decode within Worker:FetchTimeoutSeconds=1");
+            outcomes[0].Completed.ShouldNotBeNull();
+            _storage.Outputs.Keys.ShouldBe(["out/1"]);
+        }
+        finally
+        {
+            codec.SlowDecodes.Set();
+        }
+    }
+
+    [Fact]
+    public async Task A_model_run_past_its_jobs_deadline_is_cancelled_and_fails_only_the_jobs_of_that_group()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        _storage.Inputs["in/3"] = FakeCodec.Image(24, 16);
+        _model.HangOnWidth = 24;
+
+        var outcomes = await Pipeline(o => o.JobTimeoutSeconds = 1).RunAsync([Job("1"), Job("2"), Job("3")], TestContext.Current.CancellationToken);
+
+        var failure = outcomes[2].Failure.ShouldNotBeNull();
+        failure.Code.ShouldBe(StylizationErrorCode.Timeout);
+        failure.Transient.ShouldBeTrue();
+        failure.Message.ShouldContain("inference within Worker:JobTimeoutSeconds=1");
+        outcomes[0].Completed.ShouldNotBeNull();
+        outcomes[1].Completed.ShouldNotBeNull();
+        _storage.Outputs.Keys.Order().ShouldBe(["out/1", "out/2"]);
+    }
+
+    [Fact]
+    public async Task Shutdown_during_a_content_read_escapes_as_cancellation_not_as_a_timeout()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/2"] = FakeCodec.Image(16, 16);
+        _storage.Hangs["in/1"] = true;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+
+        var run = Pipeline().RunAsync([Job("1"), Job("2")], cts.Token);
+        await _storage.HangStarted.Task.WaitAsync(TestContext.Current.CancellationToken);
+        await cts.CancelAsync();
+
+        await Should.ThrowAsync<OperationCanceledException>(() => run);
+        _storage.Outputs.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Shutdown_during_a_model_run_cancels_the_run_and_escapes_as_cancellation()
+    {
+        _storage.Inputs["styles/a"] = FakeCodec.Image(8, 8);
+        _storage.Inputs["in/1"] = FakeCodec.Image(16, 16);
+        _model.HangOnWidth = 16;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+
+        var run = Task.Run(() => Pipeline().RunAsync([Job("1")], cts.Token), TestContext.Current.CancellationToken);
+        await _model.HangStarted.Task.WaitAsync(TestContext.Current.CancellationToken);
+        await cts.CancelAsync();
+
+        await Should.ThrowAsync<OperationCanceledException>(() => run);
+        _storage.Outputs.ShouldBeEmpty();
+    }
+
+    [Theory]
+    [InlineData(0, 300, "Worker:FetchTimeoutSeconds must be 1..3600")]
+    [InlineData(60, 0, "Worker:JobTimeoutSeconds must be 1..3600")]
+    public void Deadlines_of_zero_are_refused_by_name(int fetch, int job, string named)
+    {
+        var options = new WorkerOptions { FetchTimeoutSeconds = fetch, JobTimeoutSeconds = job };
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+
+        System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new(options), results, validateAllProperties: true).ShouldBeFalse();
+
+        results.ShouldContain(r => r.ErrorMessage!.Contains(named));
+    }
+
+    [Fact]
     public void Unknown_exceptions_are_transient_model_errors_and_IO_errors_are_storage_errors()
     {
         ErrorClassifier.Classify(new IOException("reset")).Code.ShouldBe(StylizationErrorCode.StorageUnavailable);

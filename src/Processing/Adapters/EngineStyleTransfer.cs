@@ -30,7 +30,7 @@ internal sealed class EngineStyleTransfer(IStyleEncoder encoder, IStylizer styli
         return new Handle(encoding);
     }
 
-    public IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items)
+    public IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items, CancellationToken cancellationToken)
     {
         var batch = items.Select(i => new ContentItem
         {
@@ -40,7 +40,7 @@ internal sealed class EngineStyleTransfer(IStyleEncoder encoder, IStylizer styli
             PreserveContentColor = i.PreserveColor,
         }).ToArray();
 
-        var results = Map(() => stylizer.Stylize(((Handle)style).Encoding, batch));
+        var results = Map(() => stylizer.Stylize(((Handle)style).Encoding, batch, cancellationToken));
         return results.Select(r => new RgbFrame(r.Pixels.Rgb.ToArray(), r.Pixels.Width, r.Pixels.Height)).ToArray();
     }
 

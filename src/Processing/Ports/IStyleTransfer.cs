@@ -11,8 +11,9 @@ public interface IStyleTransfer
     /// <summary>Encodes a style, or returns the cached encoding for <paramref name="styleKey"/>.</summary>
     StyleHandle GetStyle(string styleKey, Func<RgbFrame> decodeStyle, out bool cacheHit);
 
-    /// <summary>Stylizes same-size content images with one style in one run. Results in input order.</summary>
-    IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items);
+    /// <summary>Stylizes same-size content images with one style in one run. Results in input order. Cancelling
+    /// <paramref name="cancellationToken"/> stops the run with <see cref="OperationCanceledException"/>.</summary>
+    IReadOnlyList<RgbFrame> Stylize(StyleHandle style, IReadOnlyList<StylizeItem> items, CancellationToken cancellationToken);
 }
 
 public sealed record ModelIdentity(string Id, string Version);
