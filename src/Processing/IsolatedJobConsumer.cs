@@ -34,14 +34,7 @@ public sealed class IsolatedJobConsumerDefinition : ConsumerDefinition<IsolatedJ
     {
         endpointConfigurator.ConfigureConsumeTopology = false;
         endpointConfigurator.PrefetchCount = 1;
-        if (endpointConfigurator is IRabbitMqReceiveEndpointConfigurator rabbit)
-        {
-            foreach (var (key, value) in QueueTopology.IsolationQueueArguments(_options))
-            {
-                if (key == "x-queue-type") rabbit.SetQuorumQueue();
-                else rabbit.SetQueueArgument(key, value);
-            }
-        }
+        QueueTopology.Apply(endpointConfigurator, QueueTopology.IsolationQueueArguments(_options));
 
         // As on the batch endpoint: the retry's attempt number tells the consumer when to answer a faulted job itself.
         consumerConfigurator.UseMessageRetry(retry =>

@@ -107,14 +107,7 @@ public sealed class QuarantinedJobConsumerDefinition : ConsumerDefinition<Quaran
     {
         endpointConfigurator.ConfigureConsumeTopology = false;
         endpointConfigurator.PrefetchCount = 8;
-        if (endpointConfigurator is IRabbitMqReceiveEndpointConfigurator rabbit)
-        {
-            foreach (var (key, value) in QueueTopology.QuarantineQueueArguments(_options))
-            {
-                if (key == "x-queue-type") rabbit.SetQuorumQueue();
-                else rabbit.SetQueueArgument(key, value);
-            }
-        }
+        QueueTopology.Apply(endpointConfigurator, QueueTopology.QuarantineQueueArguments(_options));
 
         endpointConfigurator.UseMessageRetry(retry => retry.Intervals(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30)));
     }

@@ -45,6 +45,18 @@ public static class QueueTopology
     /// quarantine exchange), so a job that kills the worker that runs it alone is quarantined from there.</summary>
     public static Dictionary<string, object?> IsolationQueueArguments(WorkerOptions o) => JobQueueArguments(o);
 
+    /// <summary>Declares a MassTransit receive endpoint's queue with <paramref name="arguments"/> (RabbitMQ only; the
+    /// in-process transport has no queue arguments).</summary>
+    public static void Apply(MassTransit.IReceiveEndpointConfigurator endpoint, Dictionary<string, object?> arguments)
+    {
+        if (endpoint is not MassTransit.IRabbitMqReceiveEndpointConfigurator rabbit) return;
+        foreach (var (key, value) in arguments)
+        {
+            if (key == "x-queue-type") rabbit.SetQuorumQueue();
+            else rabbit.SetQueueArgument(key, value);
+        }
+    }
+
     /// <summary>A delay queue: its message TTL is the delay, after which the broker dead-letters the copy into
     /// the job queue's exchange; quorum ones do that at least once (a classic queue drops the copy if the broker
     /// stops in between). A delay queue needs no TTL of its own: each copy leaves after its delay (at most

@@ -26,14 +26,7 @@ public sealed class StylizeImageConsumerDefinition : ConsumerDefinition<StylizeI
     {
         var inHand = _options.BatchMessageLimit * _options.ConcurrentBatches;
         endpointConfigurator.PrefetchCount = Math.Max(_options.PrefetchCount, inHand);
-        if (endpointConfigurator is IRabbitMqReceiveEndpointConfigurator rabbit)
-        {
-            foreach (var (key, value) in QueueTopology.JobQueueArguments(_options))
-            {
-                if (key == "x-queue-type") rabbit.SetQuorumQueue();
-                else rabbit.SetQueueArgument(key, value);
-            }
-        }
+        QueueTopology.Apply(endpointConfigurator, QueueTopology.JobQueueArguments(_options));
 
         endpointConfigurator.UseFilter(new IsolateRedeliveredFilter(context.GetRequiredService<IJobRedelivery>(),
             context.GetRequiredService<ILoggerFactory>().CreateLogger<IsolateRedeliveredFilter>()));
