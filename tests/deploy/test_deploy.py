@@ -314,11 +314,11 @@ def test_scaledobject_uses_rabbitmq_queue_length_with_secret_auth():
     text = (TEMPLATES / "scaledobject.yaml").read_text(encoding="utf-8")
     for needle in [
         "kind: ScaledObject", "kind: TriggerAuthentication", "type: rabbitmq", "mode: QueueLength",
-        "value: {{ .Values.autoscaling.messagesPerReplica | quote }}",
-        "queueName: {{ .Values.worker.queueName | quote }}",
+        "value: {{ $.Values.autoscaling.messagesPerReplica | quote }}",
+        "queueName: {{ $queue | quote }}",
         "minReplicaCount:", "maxReplicaCount:", "idleReplicaCount:", "cooldownPeriod:",
         "hostFromEnv: KEDA_RABBITMQ_HOST", "authenticationRef:", "secretTargetRef:",
-        "protocol: {{ .Values.autoscaling.protocol }}", 'key: {{ include "mambast-batch.kedaHostKey" . }}',
+        "protocol: {{ $.Values.autoscaling.protocol }}", 'key: {{ include "mambast-batch.kedaHostKey" . }}',
     ]:
         assert needle in text, needle
     assert not re.search(r"^\s+host:\s", text, re.M), "the broker URI must not be written into the ScaledObject"
@@ -704,7 +704,10 @@ def test_chart_renders_valid_manifests(renderer, example, tmp_path):
     assert cm["data"]["Worker__StopTimeoutSeconds"] == str(values["worker"]["stopTimeoutSeconds"])
     assert {k for k in cm["data"] if not WORKER_LIST_SETTINGS.match(k)} <= WORKER_SETTINGS
     so = next(d for (k, _), d in objs.items() if k == "ScaledObject")
-    (trigger,) = so["spec"]["triggers"]
+    trigger, isolation = so["spec"]["triggers"]
+    assert isolation["metadata"]["queueName"] == values["worker"]["queueName"] + "_isolation"
+    assert {k: v for k, v in isolation.items() if k != "metadata"} == {k: v for k, v in trigger.items() if k != "metadata"}
+    assert {k: v for k, v in isolation["metadata"].items() if k != "queueName"} == {k: v for k, v in trigger["metadata"].items() if k != "queueName"}
     assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
     assert trigger["metadata"]["value"] == str(values["autoscaling"]["messagesPerReplica"])
     assert trigger["metadata"]["queueName"] == values["worker"]["queueName"]
@@ -829,8 +832,8 @@ def test_keda_counts_unacknowledged_messages_by_default(renderer, auth, tmp_path
         result = render(renderer, {"autoscaling": {"auth": auth, "protocol": protocol}}, tmp_path=tmp_path)
         objs = manifests(result)
         so = next(d for (k, _), d in objs.items() if k == "ScaledObject")
-        (trigger,) = so["spec"]["triggers"]
-        assert trigger["metadata"]["protocol"] == protocol and trigger["metadata"]["mode"] == "QueueLength"
+        for trigger in so["spec"]["triggers"]:
+            assert trigger["metadata"]["protocol"] == protocol and trigger["metadata"]["mode"] == "QueueLength"
         if auth == "hostFromEnv":
             deploy = next(d for (k, _), d in objs.items() if k == "Deployment")
             env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
